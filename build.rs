@@ -15,7 +15,7 @@ fn main() {
     // Re-run when the checked-out commit or any ref moves. Without a .git
     // directory, only a change of this script re-runs it.
     println!("cargo:rerun-if-changed=build.rs");
-    for p in [".git/HEAD", ".git/refs", ".git/index"] {
+    for p in [".git/HEAD", ".git/refs", ".git/packed-refs", ".git/index"] {
         if Path::new(p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }
