@@ -2,4 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod control;
 pub mod core;
+pub mod daemon;
+pub mod netlink;
+pub mod status;
+pub mod telemetry;

@@ -1,4 +1,9 @@
 //! Pure product logic: no I/O, no tokio, time is injected. The seed's rules live here.
 
+pub mod action;
+pub mod drift;
+pub mod gateway;
+pub mod kernel;
 pub mod mac;
+pub mod member;
 pub mod rules;

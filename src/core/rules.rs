@@ -22,7 +22,10 @@ pub const ADVISED_MIN_MEMBER_UP_DELAY: Duration = Duration::from_secs(30);
 ///
 /// `longest_l3_delay` is the longest gateway up-delay (in dynamic mode, the
 /// dynamic `max`). Returns true when the rule holds.
-pub fn member_up_delay_exceeds_l3_up_delay(member_up_delay: Duration, longest_l3_delay: Duration) -> bool {
+pub fn member_up_delay_exceeds_l3_up_delay(
+    member_up_delay: Duration,
+    longest_l3_delay: Duration,
+) -> bool {
     member_up_delay > longest_l3_delay
 }
 

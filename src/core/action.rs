@@ -1,0 +1,147 @@
+//! What the core asks the kernel to do. The netlink executor carries these out;
+//! after a success the daemon folds [`Action::assume_done`] into its kernel
+//! view at once, so a re-plan before the kernel's own event arrives does not
+//! repeat the work.
+
+use std::net::IpAddr;
+
+use super::kernel::{Addr, AddrInfo, DAGW_PROTODOWN_REASON, Fdb, KernelEvent, KernelView, Link};
+use super::mac::Mac;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the gateway's macvlan (mode private, admin down) on `parent`, mark it
+    /// `dagw:<gateway>`, set addr_gen_mode none and protodown with dagw's reason.
+    CreateDevice {
+        gateway: String,
+        name: String,
+        parent: u32,
+        mac: Mac,
+    },
+    /// Per-device sysctls (arp_ignore, arp_announce, ignore_routes_with_linkdown,
+    /// accept_dad, ...): read first, written only where they differ.
+    Sysctls {
+        device: String,
+    },
+    Rename {
+        index: u32,
+        name: String,
+    },
+    SetMac {
+        index: u32,
+        mac: Mac,
+    },
+    SetAddrGenModeNone {
+        index: u32,
+    },
+    /// Set or clear dagw's protodown reason bit; `protodown` is the flag to
+    /// leave behind (false only when no other tool's reason remains).
+    Protodown {
+        index: u32,
+        ours: bool,
+        protodown: bool,
+    },
+    AdminUp {
+        index: u32,
+        up: bool,
+    },
+    AddAddr {
+        index: u32,
+        addr: Addr,
+        nodad: bool,
+    },
+    DelAddr {
+        index: u32,
+        addr: Addr,
+    },
+    /// `bridge fdb add MAC dev SVI self local`.
+    AddFdbLocal {
+        bridge: u32,
+        mac: Mac,
+    },
+    DelFdbLocal {
+        bridge: u32,
+        mac: Mac,
+    },
+    /// `bridge fdb append 00:00:00:00:00:00 dev VXLAN dst VTEP self permanent`.
+    AppendFlood {
+        vxlan: u32,
+        dst: IpAddr,
+    },
+    DeleteLink {
+        index: u32,
+    },
+}
+
+impl Action {
+    /// Fold a successful action into the kernel view at once: the kernel has done
+    /// it (the ack came back), its event is merely still on the way.
+    pub fn assume_done(&self, view: &mut KernelView) {
+        let link = |view: &mut KernelView, index: u32, f: &dyn Fn(&mut Link)| {
+            if let Some(mut l) = view.link(index).cloned() {
+                f(&mut l);
+                view.apply(KernelEvent::Link(l));
+            }
+        };
+        match self {
+            Action::CreateDevice { .. } | Action::Sysctls { .. } => {}
+            Action::Rename { index, name } => link(view, *index, &|l| l.name = name.clone()),
+            Action::SetMac { index, mac } => link(view, *index, &|l| l.mac = *mac),
+            Action::SetAddrGenModeNone { index } => {
+                link(view, *index, &|l| l.addr_gen_mode = Some(1))
+            }
+            Action::Protodown {
+                index,
+                ours,
+                protodown,
+            } => link(view, *index, &|l| {
+                if *ours {
+                    l.protodown_reason |= DAGW_PROTODOWN_REASON;
+                } else {
+                    l.protodown_reason &= !DAGW_PROTODOWN_REASON;
+                }
+                l.protodown = *protodown;
+            }),
+            Action::AdminUp { index, up } => link(view, *index, &|l| l.admin_up = *up),
+            Action::AddAddr { index, addr, nodad } => view.apply(KernelEvent::AddrAdded(
+                *index,
+                *addr,
+                AddrInfo { nodad: *nodad },
+            )),
+            Action::DelAddr { index, addr } => view.apply(KernelEvent::AddrRemoved(*index, *addr)),
+            Action::AddFdbLocal { bridge, mac } => view.apply(KernelEvent::FdbAdded(Fdb {
+                ifindex: *bridge,
+                mac: *mac,
+                dst: None,
+            })),
+            Action::DelFdbLocal { bridge, mac } => view.apply(KernelEvent::FdbRemoved(Fdb {
+                ifindex: *bridge,
+                mac: *mac,
+                dst: None,
+            })),
+            Action::AppendFlood { vxlan, dst } => view.apply(KernelEvent::FdbAdded(Fdb {
+                ifindex: *vxlan,
+                mac: Mac::default(),
+                dst: Some(*dst),
+            })),
+            Action::DeleteLink { index } => view.apply(KernelEvent::LinkGone(*index)),
+        }
+    }
+
+    /// The interface an action changes, for logs.
+    pub fn target(&self) -> Option<u32> {
+        match *self {
+            Action::CreateDevice { .. } | Action::Sysctls { .. } => None,
+            Action::Rename { index, .. }
+            | Action::SetMac { index, .. }
+            | Action::SetAddrGenModeNone { index }
+            | Action::Protodown { index, .. }
+            | Action::AdminUp { index, .. }
+            | Action::AddAddr { index, .. }
+            | Action::DelAddr { index, .. }
+            | Action::DeleteLink { index } => Some(index),
+            Action::AddFdbLocal { bridge, .. } | Action::DelFdbLocal { bridge, .. } => Some(bridge),
+            Action::AppendFlood { vxlan, .. } => Some(vxlan),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! One gateway: its L3 state machine (seed step 5, `protocol up-delay-time`) and
+//! the plan that makes the kernel match its configuration.
+//!
+//! State: `down` while its SVI is missing or not oper-up; `holding` for
+//! `up_delay` after the SVI comes up (protodown on the gateway device, so it
+//! neither answers ARP/ND nor routes); then `up`. A deleted gateway device is
+//! recreated in the state it had: the seed's holds are for restart and
+//! peer-link recovery, not for repairs.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::action::Action;
+use super::kernel::{Addr, DAGW_PROTODOWN_REASON, Fdb, KernelView, Link};
+use super::mac::Mac;
+use crate::config::{Gateway, GatewayKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    NoInterface,
+    SviDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReason {
+    /// Static `up_delay` after the SVI came up.
+    UpDelay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GwState {
+    Down(DownReason),
+    Holding { until: Instant, reason: HoldReason },
+    Up,
+}
+
+impl GwState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GwState::Down(_) => "down",
+            GwState::Holding { .. } => "holding",
+            GwState::Up => "up",
+        }
+    }
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            GwState::Down(DownReason::NoInterface) => Some("no-interface"),
+            GwState::Down(DownReason::SviDown) => Some("svi-down"),
+            GwState::Holding {
+                reason: HoldReason::UpDelay,
+                ..
+            } => Some("up-delay"),
+            GwState::Up => None,
+        }
+    }
+}
+
+/// What the SVI looks like right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Svi {
+    Missing,
+    Down,
+    Up,
+}
+
+impl Svi {
+    pub fn of(view: &KernelView, name: &str) -> Svi {
+        match view.link_by_name(name) {
+            None => Svi::Missing,
+            Some(l) if l.admin_up && l.oper_up => Svi::Up,
+            Some(_) => Svi::Down,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayMachine {
+    pub state: GwState,
+    pub up_delay: Duration,
+}
+
+impl GatewayMachine {
+    pub fn new(up_delay: Duration) -> Self {
+        GatewayMachine {
+            state: GwState::Down(DownReason::NoInterface),
+            up_delay,
+        }
+    }
+
+    /// A restart found this gateway's device already serving (not held by dagw,
+    /// SVI up): take it as `up` with no hold and no netlink change.
+    pub fn adopt_up(&mut self) {
+        self.state = GwState::Up;
+    }
+
+    /// Feed the SVI's state; returns the new state when it changed.
+    pub fn observe(&mut self, svi: Svi, now: Instant) -> Option<GwState> {
+        let next = match (svi, self.state) {
+            (Svi::Missing, GwState::Down(DownReason::NoInterface)) => return None,
+            (Svi::Missing, _) => GwState::Down(DownReason::NoInterface),
+            (Svi::Down, GwState::Down(DownReason::SviDown)) => return None,
+            (Svi::Down, _) => GwState::Down(DownReason::SviDown),
+            (Svi::Up, GwState::Down(_)) => self.start_hold(now),
+            (Svi::Up, _) => return self.tick(now),
+        };
+        self.state = next;
+        Some(next)
+    }
+
+    fn start_hold(&self, now: Instant) -> GwState {
+        if self.up_delay.is_zero() {
+            GwState::Up
+        } else {
+            GwState::Holding {
+                until: now + self.up_delay,
+                reason: HoldReason::UpDelay,
+            }
+        }
+    }
+
+    /// Time passes: a hold that has run out ends.
+    pub fn tick(&mut self, now: Instant) -> Option<GwState> {
+        match self.state {
+            GwState::Holding { until, .. } if now >= until => {
+                self.state = GwState::Up;
+                Some(GwState::Up)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            GwState::Holding { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    pub fn hold_remaining(&self, now: Instant) -> Option<Duration> {
+        self.deadline().map(|d| d.saturating_duration_since(now))
+    }
+
+    /// Only an `up` gateway may answer ARP/ND and route.
+    pub fn wants_protodown(&self) -> bool {
+        self.state != GwState::Up
+    }
+}
+
+/// The addresses a gateway device must carry, link-local included.
+pub fn desired_addrs(gw: &Gateway) -> Vec<(Addr, bool)> {
+    let v4 = gw.ipv4.iter().map(|p| {
+        (
+            Addr {
+                ip: p.addr.into(),
+                len: p.len,
+            },
+            false,
+        )
+    });
+    let v6 = gw.ipv6.iter().copied().chain(gw.link_local()).map(|p| {
+        (
+            Addr {
+                ip: p.addr.into(),
+                len: p.len,
+            },
+            true,
+        )
+    });
+    v4.chain(v6).collect()
+}
+
+/// The actions that make the kernel match `gw` with the given protodown wish.
+/// Empty when the kernel already matches: a restart adopts without any change.
+pub fn plan(gw: &Gateway, protodown: bool, view: &KernelView) -> Vec<Action> {
+    let mut out = Vec::new();
+    let Some(svi) = view.link_by_name(&gw.interface) else {
+        return out; // the kernel removes a macvlan with its lower device
+    };
+    let Some(dev) = view
+        .owned_device(&gw.name, &gw.device)
+        .filter(|d| d.lower == Some(svi.index))
+    else {
+        out.push(Action::CreateDevice {
+            gateway: gw.name.clone(),
+            name: gw.device.clone(),
+            parent: svi.index,
+            mac: gw.mac,
+        });
+        return out; // the rest is planned once the device exists
+    };
+    plan_device(gw, protodown, dev, view, &mut out);
+    plan_fdb(gw, svi, view, &mut out);
+    out
+}
+
+fn plan_device(
+    gw: &Gateway,
+    protodown: bool,
+    dev: &Link,
+    view: &KernelView,
+    out: &mut Vec<Action>,
+) {
+    let index = dev.index;
+    if dev.name != gw.device {
+        out.push(Action::Rename {
+            index,
+            name: gw.device.clone(),
+        });
+    }
+    if dev.mac != gw.mac {
+        out.push(Action::SetMac { index, mac: gw.mac });
+    }
+    // addr_gen_mode none before the device is up, or the kernel adds its own
+    // link-local with DAD, which the peer's identical address would fail.
+    if dev.addr_gen_mode != Some(1) {
+        out.push(Action::SetAddrGenModeNone { index });
+    }
+    let ours = dev.protodown_reason & DAGW_PROTODOWN_REASON != 0;
+    let others = dev.protodown_reason & !DAGW_PROTODOWN_REASON != 0;
+    if protodown && (!ours || !dev.protodown) {
+        out.push(Action::Protodown {
+            index,
+            ours: true,
+            protodown: true,
+        });
+    } else if !protodown && (ours || (dev.protodown && !others)) {
+        out.push(Action::Protodown {
+            index,
+            ours: false,
+            protodown: others,
+        });
+    }
+    if !dev.admin_up {
+        out.push(Action::AdminUp { index, up: true });
+    }
+    let want = desired_addrs(gw);
+    let want_set: HashSet<Addr> = want.iter().map(|(a, _)| *a).collect();
+    for (addr, info) in view.addrs_of(index) {
+        if !want_set.contains(addr) {
+            out.push(Action::DelAddr { index, addr: *addr });
+        } else if addr.ip.is_ipv6() && !info.nodad {
+            // present but without NODAD: re-add so both peers never run DAD on it
+            out.push(Action::DelAddr { index, addr: *addr });
+            out.push(Action::AddAddr {
+                index,
+                addr: *addr,
+                nodad: true,
+            });
+        }
+    }
+    let have: HashSet<Addr> = view.addrs_of(index).map(|(a, _)| *a).collect();
+    for (addr, nodad) in want {
+        if !have.contains(&addr) {
+            out.push(Action::AddAddr { index, addr, nodad });
+        }
+    }
+}
+
+fn plan_fdb(gw: &Gateway, svi: &Link, view: &KernelView, out: &mut Vec<Action>) {
+    if svi.kind == "bridge" {
+        let entry = Fdb {
+            ifindex: svi.index,
+            mac: gw.mac,
+            dst: None,
+        };
+        if !view.fdb.contains(&entry) {
+            out.push(Action::AddFdbLocal {
+                bridge: svi.index,
+                mac: gw.mac,
+            });
+        }
+    }
+    if let (GatewayKind::Vbdif(_), Some(vx)) = (gw.kind, &gw.vxlan)
+        && let Some(vxdev) = view.link_by_name(&vx.device)
+    {
+        let flood = Fdb {
+            ifindex: vxdev.index,
+            mac: Mac::default(),
+            dst: Some(vx.bypass_vtep),
+        };
+        if !view.fdb.contains(&flood) {
+            out.push(Action::AppendFlood {
+                vxlan: vxdev.index,
+                dst: vx.bypass_vtep,
+            });
+        }
+    }
+}
+
+/// Devices marked as dagw's whose gateway is no longer configured, and the
+/// vMAC FDB entries only they needed.
+pub fn plan_stale(gateways: &[Gateway], view: &KernelView) -> Vec<Action> {
+    let names: HashSet<&str> = gateways.iter().map(|g| g.name.as_str()).collect();
+    let mut out = Vec::new();
+    for l in view.links.values() {
+        if let Some(owner) = l.owner()
+            && !names.contains(owner)
+        {
+            out.push(Action::DeleteLink { index: l.index });
+            if let Some(svi) = l.lower.and_then(|i| view.link(i)) {
+                let still_needed = gateways
+                    .iter()
+                    .any(|g| g.interface == svi.name && g.mac == l.mac);
+                if !still_needed
+                    && view.fdb.contains(&Fdb {
+                        ifindex: svi.index,
+                        mac: l.mac,
+                        dst: None,
+                    })
+                {
+                    out.push(Action::DelFdbLocal {
+                        bridge: svi.index,
+                        mac: l.mac,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! What dagw knows of the kernel: a typed mirror of the links, addresses and
+//! bridge FDB entries that matter to it, kept current from netlink events.
+//! Pure data; the netlink module fills it, the planner reads it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::mac::Mac;
+
+/// The bit dagw owns in IFLA_PROTO_DOWN_REASON. Other tools' bits are left alone:
+/// the kernel keeps a device protodown while any bit is set.
+pub const DAGW_PROTODOWN_REASON: u32 = 1 << 12;
+
+/// ifalias prefix marking a device as dagw's: `dagw:<gateway name>`.
+pub const OWNER_ALIAS_PREFIX: &str = "dagw:";
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// IFLA_INFO_KIND: "bridge", "macvlan", "vxlan", "veth", ...
+    pub kind: String,
+    pub mac: Mac,
+    pub admin_up: bool,
+    pub oper_up: bool,
+    pub protodown: bool,
+    pub protodown_reason: u32,
+    /// IFLA_LINK: the lower device (a macvlan's parent).
+    pub lower: Option<u32>,
+    pub alias: Option<String>,
+    /// macvlan mode, when known (4 = private).
+    pub macvlan_mode: Option<u32>,
+    /// IPv6 addr_gen_mode, when reported (1 = none).
+    pub addr_gen_mode: Option<u8>,
+}
+
+impl Link {
+    /// The gateway name from a dagw ownership alias.
+    pub fn owner(&self) -> Option<&str> {
+        self.alias.as_deref()?.strip_prefix(OWNER_ALIAS_PREFIX)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr {
+    pub ip: IpAddr,
+    pub len: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddrInfo {
+    pub nodad: bool,
+}
+
+/// A bridge FDB entry of interest: a local vMAC on an SVI, or a flood entry
+/// (all-zeros MAC) on a vxlan device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fdb {
+    pub ifindex: u32,
+    pub mac: Mac,
+    pub dst: Option<IpAddr>,
+}
+
+/// A usable neighbour (ARP / ND) entry on some device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighKey {
+    pub ifindex: u32,
+    pub ip: IpAddr,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct KernelView {
+    pub links: BTreeMap<u32, Link>,
+    pub by_name: HashMap<String, u32>,
+    pub addrs: HashMap<u32, HashMap<Addr, AddrInfo>>,
+    pub fdb: HashSet<Fdb>,
+    pub neighs: HashSet<NeighKey>,
+    /// Per device: usable (IPv4, IPv6) neighbour counts, kept with `neighs`.
+    neigh_counts: HashMap<u32, (u32, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    Link(Link),
+    LinkGone(u32),
+    AddrAdded(u32, Addr, AddrInfo),
+    AddrRemoved(u32, Addr),
+    FdbAdded(Fdb),
+    FdbRemoved(Fdb),
+    NeighUsable(NeighKey),
+    NeighGone(NeighKey),
+}
+
+impl KernelView {
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.by_name.get(name).and_then(|i| self.links.get(i))
+    }
+
+    pub fn link(&self, index: u32) -> Option<&Link> {
+        self.links.get(&index)
+    }
+
+    /// The device dagw made for `gateway`, found by its ownership alias first
+    /// (survives renames), else by name when it is marked as dagw's.
+    pub fn owned_device(&self, gateway: &str, device: &str) -> Option<&Link> {
+        self.links
+            .values()
+            .find(|l| l.owner() == Some(gateway))
+            .or_else(|| self.link_by_name(device).filter(|l| l.owner().is_some()))
+    }
+
+    pub fn addrs_of(&self, index: u32) -> impl Iterator<Item = (&Addr, &AddrInfo)> {
+        self.addrs.get(&index).into_iter().flat_map(|m| m.iter())
+    }
+
+    pub fn neigh_counts(&self, index: u32) -> (u32, u32) {
+        self.neigh_counts.get(&index).copied().unwrap_or_default()
+    }
+
+    fn count_neigh(&mut self, n: NeighKey, delta: i32) {
+        let c = self.neigh_counts.entry(n.ifindex).or_default();
+        let slot = if n.ip.is_ipv4() { &mut c.0 } else { &mut c.1 };
+        *slot = slot.saturating_add_signed(delta);
+    }
+
+    pub fn apply(&mut self, ev: KernelEvent) {
+        match ev {
+            KernelEvent::Link(l) => {
+                if let Some(old) = self.links.get(&l.index)
+                    && old.name != l.name
+                    && self.by_name.get(&old.name) == Some(&l.index)
+                {
+                    self.by_name.remove(&old.name);
+                }
+                self.by_name.insert(l.name.clone(), l.index);
+                self.links.insert(l.index, l);
+            }
+            KernelEvent::LinkGone(index) => {
+                if let Some(old) = self.links.remove(&index)
+                    && self.by_name.get(&old.name) == Some(&index)
+                {
+                    self.by_name.remove(&old.name);
+                }
+                self.addrs.remove(&index);
+                self.fdb.retain(|f| f.ifindex != index);
+                self.neighs.retain(|n| n.ifindex != index);
+                self.neigh_counts.remove(&index);
+            }
+            KernelEvent::AddrAdded(i, a, info) => {
+                self.addrs.entry(i).or_default().insert(a, info);
+            }
+            KernelEvent::AddrRemoved(i, a) => {
+                if let Some(m) = self.addrs.get_mut(&i) {
+                    m.remove(&a);
+                }
+            }
+            KernelEvent::FdbAdded(f) => {
+                self.fdb.insert(f);
+            }
+            KernelEvent::FdbRemoved(f) => {
+                self.fdb.remove(&f);
+            }
+            KernelEvent::NeighUsable(n) => {
+                if self.neighs.insert(n) {
+                    self.count_neigh(n, 1);
+                }
+            }
+            KernelEvent::NeighGone(n) => {
+                if self.neighs.remove(&n) {
+                    self.count_neigh(n, -1);
+                }
+            }
+        }
+    }
+
+    /// Forget everything (before a full re-dump after an overrun).
+    pub fn clear(&mut self) {
+        *self = KernelView::default();
+    }
+}

@@ -1,0 +1,212 @@
+//! M-LAG member interfaces and their up-delay (seed step 5, note 2): after a
+//! restart (the first start after boot) every member is held down for
+//! `member_up_delay`, so servers do not send traffic to a switch whose upper
+//! layers are not ready.
+//!
+//! A member is held with protodown where its driver supports it, else admin
+//! down. dagw records which, and whether it was dagw that took the member down,
+//! so a release restores exactly what dagw changed and nothing else.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::action::Action;
+use super::kernel::{DAGW_PROTODOWN_REASON, KernelView};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HoldMethod {
+    Protodown,
+    AdminDown,
+}
+
+impl HoldMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldMethod::Protodown => "protodown",
+            HoldMethod::AdminDown => "admin-down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberHoldReason {
+    MemberUpDelay,
+}
+
+impl MemberHoldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberHoldReason::MemberUpDelay => "member-up-delay",
+        }
+    }
+}
+
+/// What dagw must remember about a member across its own restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub method: HoldMethod,
+    /// dagw set admin-down itself (the member was admin-up before).
+    pub downed_by_dagw: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberMachine {
+    pub name: String,
+    pub hold: Option<(Instant, MemberHoldReason)>,
+    pub record: MemberRecord,
+}
+
+impl MemberMachine {
+    pub fn new(name: &str) -> Self {
+        MemberMachine {
+            name: name.to_string(),
+            hold: None,
+            record: MemberRecord {
+                method: HoldMethod::Protodown,
+                downed_by_dagw: false,
+            },
+        }
+    }
+
+    pub fn hold_for(&mut self, delay: Duration, reason: MemberHoldReason, now: Instant) {
+        if !delay.is_zero() {
+            self.hold = Some((now + delay, reason));
+        }
+    }
+
+    /// Returns true when a hold ended now.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        match self.hold {
+            Some((until, _)) if now >= until => {
+                self.hold = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.hold.map(|(d, _)| d)
+    }
+
+    /// down | holding | up, as status shows it.
+    pub fn state(&self, view: &KernelView) -> &'static str {
+        if self.hold.is_some() {
+            return "holding";
+        }
+        match view.link_by_name(&self.name) {
+            Some(l) if l.admin_up && l.oper_up && !l.protodown => "up",
+            _ => "down",
+        }
+    }
+
+    /// The driver refused protodown: hold by admin state from now on.
+    pub fn fall_back_to_admin_down(&mut self) {
+        self.record.method = HoldMethod::AdminDown;
+    }
+
+    /// Make the kernel match the hold. Updates the record for what it plans.
+    pub fn plan(&mut self, view: &KernelView) -> Vec<Action> {
+        let Some(link) = view.link_by_name(&self.name) else {
+            return Vec::new();
+        };
+        let index = link.index;
+        let ours = link.protodown_reason & DAGW_PROTODOWN_REASON != 0;
+        let others = link.protodown_reason & !DAGW_PROTODOWN_REASON != 0;
+        let mut out = Vec::new();
+        match (self.hold.is_some(), self.record.method) {
+            (true, HoldMethod::Protodown) => {
+                if !ours || !link.protodown {
+                    out.push(Action::Protodown {
+                        index,
+                        ours: true,
+                        protodown: true,
+                    });
+                }
+            }
+            (true, HoldMethod::AdminDown) => {
+                if link.admin_up {
+                    self.record.downed_by_dagw = true;
+                    out.push(Action::AdminUp { index, up: false });
+                }
+            }
+            (false, _) => {
+                if ours {
+                    out.push(Action::Protodown {
+                        index,
+                        ours: false,
+                        protodown: others,
+                    });
+                }
+                if self.record.downed_by_dagw {
+                    self.record.downed_by_dagw = false;
+                    if !link.admin_up {
+                        out.push(Action::AdminUp { index, up: true });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::kernel::{KernelEvent, Link};
+
+    fn view_with(admin_up: bool) -> KernelView {
+        let mut v = KernelView::default();
+        v.apply(KernelEvent::Link(Link {
+            index: 7,
+            name: "bond1".into(),
+            kind: "veth".into(),
+            admin_up,
+            oper_up: admin_up,
+            ..Default::default()
+        }));
+        v
+    }
+
+    #[test]
+    fn admin_down_hold_restores_only_what_dagw_changed() {
+        let t0 = Instant::now();
+        let mut m = MemberMachine::new("bond1");
+        m.fall_back_to_admin_down();
+        m.hold_for(
+            Duration::from_secs(240),
+            MemberHoldReason::MemberUpDelay,
+            t0,
+        );
+        let mut v = view_with(true);
+        assert_eq!(
+            m.plan(&v),
+            vec![Action::AdminUp {
+                index: 7,
+                up: false
+            }]
+        );
+        Action::AdminUp {
+            index: 7,
+            up: false,
+        }
+        .assume_done(&mut v);
+        assert!(!m.tick(t0 + Duration::from_secs(239)));
+        assert!(m.tick(t0 + Duration::from_secs(240)));
+        assert_eq!(m.plan(&v), vec![Action::AdminUp { index: 7, up: true }]);
+    }
+
+    #[test]
+    fn a_member_the_operator_left_down_stays_down() {
+        let t0 = Instant::now();
+        let mut m = MemberMachine::new("bond1");
+        m.fall_back_to_admin_down();
+        m.hold_for(Duration::from_secs(30), MemberHoldReason::MemberUpDelay, t0);
+        let v = view_with(false);
+        assert!(m.plan(&v).is_empty());
+        assert!(m.tick(t0 + Duration::from_secs(30)));
+        assert!(m.plan(&v).is_empty());
+    }
+}

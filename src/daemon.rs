@@ -1,0 +1,865 @@
+//! The daemon: one event loop that alone owns the state. It selects over
+//! kernel events, timers, control requests and signals; each turn feeds the
+//! pure machines in `core`, plans, and applies the plan through the executor.
+//!
+//! Start-up: subscribe, dump, adopt what is already right (no netlink change
+//! to a serving gateway), remove stale dagw devices, reconcile, write the
+//! boot marker, then tell systemd READY.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::RouteNetlinkMessage as R;
+use netlink_packet_route::address::AddressMessage;
+use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::neighbour::NeighbourMessage;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{self, Config, Diagnostic, Gateway};
+use crate::control::{self, Request};
+use crate::core::action::Action;
+use crate::core::drift::{DriftGuard, Verdict};
+use crate::core::gateway::{self, GatewayMachine, GwState, Svi};
+use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView};
+use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
+use crate::netlink::executor::Executor;
+use crate::netlink::observer::{Observed, Observer};
+use crate::netlink::{NetlinkError, decode};
+use crate::status::{Counts, GatewayStatus, MemberStatus, PeerStatus, Status};
+use crate::telemetry::{Kind, Notice, Telemetry, ids};
+
+/// Sysctls have no change events: audit them this often.
+const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
+/// After a failed apply, retry a gateway this much later.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+const BOOT_MARKER: &str = "booted";
+const MEMBERS_FILE: &str = "members.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Netlink(#[from] NetlinkError),
+    #[error("state directory {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket {}: {source}", path.display())]
+    Control {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+struct GwRuntime {
+    cfg: Gateway,
+    machine: GatewayMachine,
+    drift: DriftGuard,
+    /// The kernel matched the plan after the last apply: any new plan from
+    /// here on, without a change of intent, is drift.
+    converged: bool,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    cfg_path: PathBuf,
+    view: KernelView,
+    exec: Executor,
+    gateways: Vec<GwRuntime>,
+    members: Vec<MemberMachine>,
+    telemetry: Telemetry,
+    version: String,
+    /// Interface/device names → gateways that depend on them.
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+fn runtime(cfg: &Gateway) -> GwRuntime {
+    GwRuntime {
+        cfg: cfg.clone(),
+        machine: GatewayMachine::new(cfg.up_delay),
+        drift: DriftGuard::default(),
+        converged: false,
+        retry_at: None,
+        last_error: None,
+    }
+}
+
+impl Daemon {
+    pub fn new(cfg: Config, cfg_path: PathBuf, version: String) -> Result<Self, DaemonError> {
+        let exec = Executor::open()?;
+        let gateways = cfg.gateways.iter().map(runtime).collect();
+        let members = cfg
+            .mlag
+            .members
+            .iter()
+            .map(|m| MemberMachine::new(m))
+            .collect();
+        let mut d = Daemon {
+            cfg,
+            cfg_path,
+            view: KernelView::default(),
+            exec,
+            gateways,
+            members,
+            telemetry: Telemetry::new(),
+            version,
+            by_name: HashMap::new(),
+        };
+        d.index_names();
+        Ok(d)
+    }
+
+    fn index_names(&mut self) {
+        self.by_name.clear();
+        for (i, g) in self.gateways.iter().enumerate() {
+            let mut names = vec![
+                g.cfg.interface.clone(),
+                g.cfg.device.clone(),
+                format!("alias:{}", g.cfg.name),
+            ];
+            if let Some(vx) = &g.cfg.vxlan {
+                names.push(vx.device.clone());
+            }
+            for n in names {
+                self.by_name.entry(n).or_default().push(i);
+            }
+        }
+    }
+
+    /// Full dump of what dagw mirrors, into a fresh view.
+    fn dump(&mut self) -> Result<(), NetlinkError> {
+        let mut view = KernelView::default();
+        let sock = self.exec.socket();
+        let mut msgs = sock.dump(R::GetLink(LinkMessage::default()), &|| "dump links".into())?;
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = AddressMessage::default();
+            m.header.family = family;
+            msgs.extend(sock.dump(R::GetAddress(m), &|| "dump addresses".into())?);
+        }
+        for family in [
+            AddressFamily::Inet,
+            AddressFamily::Inet6,
+            AddressFamily::Bridge,
+        ] {
+            let mut m = NeighbourMessage::default();
+            m.header.family = family;
+            msgs.extend(sock.dump(R::GetNeighbour(m), &|| "dump neighbours".into())?);
+        }
+        for m in &msgs {
+            if let Some(ev) = decode::decode(m) {
+                view.apply(ev);
+            }
+        }
+        self.view = view;
+        Ok(())
+    }
+
+    fn state_dir(&self) -> &Path {
+        &self.cfg.node.state_dir
+    }
+
+    fn ensure_state_dir(&self) -> Result<(), DaemonError> {
+        let p = self.state_dir().to_path_buf();
+        std::fs::create_dir_all(&p).map_err(|source| DaemonError::StateDir { path: p, source })
+    }
+
+    /// Seed: "After an M-LAG member device restarts ... an M-LAG member interface
+    /// reports the up state after a delay". The first start after boot is the
+    /// restart; a daemon restart (marker present) is not.
+    fn start_members(&mut self, first_start: bool, now: Instant) {
+        let saved = self.load_member_records();
+        for m in &mut self.members {
+            if let Some((rec, until_unix_ms)) = saved.get(&m.name) {
+                m.record = *rec;
+                if let Some(ms) = until_unix_ms {
+                    let left = ms.saturating_sub(unix_ms());
+                    m.hold_for(
+                        Duration::from_millis(left),
+                        MemberHoldReason::MemberUpDelay,
+                        now,
+                    );
+                }
+            }
+            if first_start {
+                m.hold_for(
+                    self.cfg.mlag.member_up_delay,
+                    MemberHoldReason::MemberUpDelay,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn load_member_records(&self) -> HashMap<String, (MemberRecord, Option<u64>)> {
+        let path = self.state_dir().join(MEMBERS_FILE);
+        std::fs::read(&path)
+            .ok()
+            .filter(|b| b.len() < 1 << 20)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_member_records(&self) {
+        let now = Instant::now();
+        let recs: HashMap<&str, (MemberRecord, Option<u64>)> = self
+            .members
+            .iter()
+            .map(|m| {
+                let until = m
+                    .deadline()
+                    .map(|d| unix_ms() + d.saturating_duration_since(now).as_millis() as u64);
+                (m.name.as_str(), (m.record, until))
+            })
+            .collect();
+        let path = self.state_dir().join(MEMBERS_FILE);
+        let tmp = path.with_extension("tmp");
+        if let Ok(bytes) = serde_json::to_vec(&recs)
+            && std::fs::write(&tmp, bytes).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+
+    /// A restart finds gateway devices already serving: they are `up` at once.
+    fn adopt(&mut self) {
+        for g in &mut self.gateways {
+            let svi_up = Svi::of(&self.view, &g.cfg.interface) == Svi::Up;
+            if let Some(dev) = self.view.owned_device(&g.cfg.name, &g.cfg.device)
+                && svi_up
+                && dev.admin_up
+                && dev.protodown_reason & DAGW_PROTODOWN_REASON == 0
+                && !dev.protodown
+            {
+                g.machine.adopt_up();
+            }
+        }
+    }
+
+    fn emit(&self, n: Notice) {
+        self.telemetry.emit(n);
+    }
+
+    fn remove_stale(&mut self) {
+        for a in gateway::plan_stale(&self.cfg.gateways, &self.view) {
+            let name = a
+                .target()
+                .and_then(|i| self.view.link(i))
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
+            match self.exec.apply(&a) {
+                Ok(_) => {
+                    a.assume_done(&mut self.view);
+                    self.emit(Notice::new(
+                        Kind::State,
+                        ids::STALE_REMOVED,
+                        name,
+                        format!("removed what no gateway needs any more: {a:?}"),
+                    ));
+                }
+                Err(e) => self.emit(Notice::new(
+                    Kind::Alert,
+                    ids::APPLY_FAILED,
+                    name,
+                    e.to_string(),
+                )),
+            }
+        }
+    }
+
+    /// Plan and apply one gateway; returns true when it converged.
+    fn reconcile_gateway(&mut self, i: usize, now: Instant) {
+        let svi = Svi::of(&self.view, &self.gateways[i].cfg.interface);
+        let before = self.gateways[i].machine.state;
+        if let Some(new) = self.gateways[i].machine.observe(svi, now) {
+            self.gateways[i].converged = false;
+            self.note_gateway_state(i, before, new);
+        }
+        let g = &self.gateways[i];
+        if g.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        for _round in 0..4 {
+            let g = &self.gateways[i];
+            let plan = gateway::plan(&g.cfg, g.machine.wants_protodown(), &self.view);
+            if plan.is_empty() {
+                let g = &mut self.gateways[i];
+                if !g.converged {
+                    g.converged = true;
+                    g.last_error = None;
+                    let svi_sysctls = format!("svi:{}", g.cfg.interface);
+                    let _ = self.exec.apply(&Action::Sysctls {
+                        device: svi_sysctls,
+                    });
+                }
+                return;
+            }
+            if self.gateways[i].converged {
+                let what: Vec<String> = plan.iter().map(|a| format!("{a:?}")).collect();
+                let g = &mut self.gateways[i];
+                match g.drift.admit(now) {
+                    Verdict::Correct => {}
+                    Verdict::CorrectAndBackOff(d) => {
+                        let n = Notice::new(
+                            Kind::Alert,
+                            ids::DRIFT_FIGHT,
+                            g.cfg.name.clone(),
+                            format!("something keeps undoing gateway {}; backing off {} ms between corrections", g.cfg.name, d.as_millis()),
+                        )
+                        .with("backoff_ms", d.as_millis() as u64);
+                        self.emit(n);
+                    }
+                    Verdict::Wait(t) => {
+                        g.retry_at = Some(t);
+                        return;
+                    }
+                }
+                let g = &self.gateways[i];
+                let n = Notice::new(
+                    Kind::Correction,
+                    ids::DRIFT_CORRECTED,
+                    g.cfg.name.clone(),
+                    format!(
+                        "restored gateway {} after an outside change: {}",
+                        g.cfg.name,
+                        what.join(", ")
+                    ),
+                )
+                .with("corrections", g.drift.corrections)
+                .with("actions", what);
+                self.emit(n);
+            }
+            self.gateways[i].converged = false;
+            if let Err(e) = self.execute(&plan) {
+                let g = &mut self.gateways[i];
+                let msg = format!("gateway {}: {e}", g.cfg.name);
+                if g.last_error.as_deref() != Some(msg.as_str()) {
+                    self.emit(Notice::new(
+                        Kind::Alert,
+                        ids::APPLY_FAILED,
+                        self.gateways[i].cfg.name.clone(),
+                        msg.clone(),
+                    ));
+                }
+                let g = &mut self.gateways[i];
+                g.last_error = Some(msg);
+                g.retry_at = Some(now + RETRY_AFTER);
+                return;
+            }
+            self.gateways[i].retry_at = None;
+        }
+    }
+
+    fn execute(&mut self, plan: &[Action]) -> Result<(), NetlinkError> {
+        for a in plan {
+            let out = self.exec.apply(a)?;
+            a.assume_done(&mut self.view);
+            if let Some(l) = out.link {
+                self.view.apply(KernelEvent::Link(l));
+            }
+        }
+        Ok(())
+    }
+
+    fn note_gateway_state(&self, i: usize, before: GwState, new: GwState) {
+        let g = &self.gateways[i];
+        let mut n = Notice::new(
+            Kind::State,
+            ids::GATEWAY_STATE,
+            g.cfg.name.clone(),
+            format!(
+                "gateway {} {} -> {}{}",
+                g.cfg.name,
+                before.name(),
+                new.name(),
+                new.reason().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+        )
+        .with("from", before.name())
+        .with("state", new.name())
+        .with("reason", new.reason());
+        if let GwState::Holding { .. } = new {
+            n = n.with("hold_ms", g.machine.up_delay.as_millis() as u64);
+        }
+        self.emit(n);
+    }
+
+    fn reconcile_members(&mut self, now: Instant) {
+        let mut changed = false;
+        for k in 0..self.members.len() {
+            if self.members[k].tick(now) {
+                let name = self.members[k].name.clone();
+                self.emit(
+                    Notice::new(
+                        Kind::State,
+                        ids::HOLD_END,
+                        name.clone(),
+                        format!("member {name} released: member up-delay over"),
+                    )
+                    .with("state", "up"),
+                );
+                changed = true;
+            }
+            let before = self.members[k].record;
+            let plan = self.members[k].plan(&self.view);
+            for a in &plan {
+                match self.exec.apply(a) {
+                    Ok(_) => a.assume_done(&mut self.view),
+                    Err(e) => {
+                        if matches!(a, Action::Protodown { ours: true, .. }) {
+                            // The driver cannot protodown (veth, bridge...): hold by admin state.
+                            self.members[k].fall_back_to_admin_down();
+                            changed = true;
+                            let plan2 = self.members[k].plan(&self.view);
+                            for a2 in &plan2 {
+                                match self.exec.apply(a2) {
+                                    Ok(_) => a2.assume_done(&mut self.view),
+                                    Err(e2) => self.emit(Notice::new(
+                                        Kind::Alert,
+                                        ids::APPLY_FAILED,
+                                        self.members[k].name.clone(),
+                                        e2.to_string(),
+                                    )),
+                                }
+                            }
+                        } else {
+                            self.emit(Notice::new(
+                                Kind::Alert,
+                                ids::APPLY_FAILED,
+                                self.members[k].name.clone(),
+                                e.to_string(),
+                            ));
+                        }
+                        break;
+                    }
+                }
+            }
+            changed |= before != self.members[k].record;
+        }
+        if changed {
+            self.save_member_records();
+        }
+    }
+
+    fn reconcile_all(&mut self, now: Instant) {
+        for i in 0..self.gateways.len() {
+            self.reconcile_gateway(i, now);
+        }
+        self.reconcile_members(now);
+    }
+
+    /// The gateways an event may concern.
+    fn affected(&self, ev: &KernelEvent, out: &mut BTreeSet<usize>) {
+        let mut by_index = |index: u32| {
+            if let Some(l) = self.view.link(index) {
+                for key in [
+                    Some(l.name.clone()),
+                    l.owner().map(|o| format!("alias:{o}")),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if let Some(v) = self.by_name.get(&key) {
+                        out.extend(v.iter().copied());
+                    }
+                }
+            }
+        };
+        match ev {
+            KernelEvent::Link(l) => {
+                by_index(l.index);
+                for key in [
+                    Some(l.name.clone()),
+                    l.owner().map(|o| format!("alias:{o}")),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if let Some(v) = self.by_name.get(&key) {
+                        out.extend(v.iter().copied());
+                    }
+                }
+            }
+            KernelEvent::LinkGone(i) => by_index(*i),
+            KernelEvent::AddrAdded(i, ..) | KernelEvent::AddrRemoved(i, _) => by_index(*i),
+            KernelEvent::FdbAdded(f) | KernelEvent::FdbRemoved(f) => by_index(f.ifindex),
+            KernelEvent::NeighUsable(_) | KernelEvent::NeighGone(_) => {}
+        }
+    }
+
+    fn on_events(&mut self, events: Vec<KernelEvent>, now: Instant) {
+        let mut dirty = BTreeSet::new();
+        let mut members_dirty = false;
+        for ev in events {
+            // before applying: a vanished link's name is known only now
+            self.affected(&ev, &mut dirty);
+            if let KernelEvent::Link(l) = &ev {
+                members_dirty |= self.cfg.mlag.members.contains(&l.name);
+            }
+            if let KernelEvent::LinkGone(i) = &ev {
+                members_dirty |= self
+                    .view
+                    .link(*i)
+                    .is_some_and(|l| self.cfg.mlag.members.contains(&l.name));
+            }
+            self.view.apply(ev.clone());
+            self.affected(&ev, &mut dirty);
+        }
+        for i in dirty {
+            self.reconcile_gateway(i, now);
+        }
+        if members_dirty {
+            self.reconcile_members(now);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let g = self
+            .gateways
+            .iter()
+            .flat_map(|g| [g.machine.deadline(), g.retry_at])
+            .flatten();
+        let m = self.members.iter().filter_map(|m| m.deadline());
+        g.chain(m).min()
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        for i in 0..self.gateways.len() {
+            let due = self.gateways[i]
+                .machine
+                .deadline()
+                .is_some_and(|d| d <= now)
+                || self.gateways[i].retry_at.is_some_and(|d| d <= now);
+            if due {
+                let before = self.gateways[i].machine.state;
+                if let Some(new) = self.gateways[i].machine.tick(now) {
+                    self.gateways[i].converged = false;
+                    self.note_gateway_state(i, before, new);
+                }
+                self.gateways[i].retry_at = None;
+                self.reconcile_gateway(i, now);
+            }
+        }
+        if self
+            .members
+            .iter()
+            .any(|m| m.deadline().is_some_and(|d| d <= now))
+        {
+            self.reconcile_members(now);
+        }
+    }
+
+    /// Sysctls have no events; check them slowly.
+    fn audit(&mut self) {
+        for i in 0..self.gateways.len() {
+            let g = &self.gateways[i];
+            if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
+                continue;
+            }
+            let dev = g.cfg.device.clone();
+            let svi = format!("svi:{}", g.cfg.interface);
+            let mut changed = 0;
+            for d in [dev, svi] {
+                match self.exec.apply(&Action::Sysctls { device: d }) {
+                    Ok(o) => changed += o.sysctls_changed,
+                    Err(e) => self.emit(Notice::new(
+                        Kind::Alert,
+                        ids::APPLY_FAILED,
+                        self.gateways[i].cfg.name.clone(),
+                        e.to_string(),
+                    )),
+                }
+            }
+            if changed > 0 {
+                let g = &mut self.gateways[i];
+                let _ = g.drift.admit(Instant::now());
+                let n = Notice::new(
+                    Kind::Correction,
+                    ids::DRIFT_CORRECTED,
+                    g.cfg.name.clone(),
+                    format!("restored {changed} sysctl(s) of gateway {}", g.cfg.name),
+                )
+                .with("corrections", g.drift.corrections);
+                self.emit(n);
+            }
+        }
+    }
+
+    /// Apply a new configuration whole. Validation happened already.
+    fn apply_config(&mut self, new: Config, now: Instant) {
+        let mut old: HashMap<String, GwRuntime> = self
+            .gateways
+            .drain(..)
+            .map(|g| (g.cfg.name.clone(), g))
+            .collect();
+        self.gateways = new
+            .gateways
+            .iter()
+            .map(|c| match old.remove(&c.name) {
+                Some(mut g) => {
+                    if g.cfg.interface != c.interface {
+                        g.machine = GatewayMachine::new(c.up_delay);
+                    }
+                    g.machine.up_delay = c.up_delay;
+                    g.cfg = c.clone();
+                    g.converged = false;
+                    g.retry_at = None;
+                    g
+                }
+                None => runtime(c),
+            })
+            .collect();
+        // Members no longer configured are released; new ones are not held (no restart happened).
+        let mut kept = Vec::new();
+        for mut m in self.members.drain(..) {
+            if new.mlag.members.contains(&m.name) {
+                kept.push(m);
+            } else {
+                m.hold = None;
+                for a in m.plan(&self.view) {
+                    if self.exec.apply(&a).is_ok() {
+                        a.assume_done(&mut self.view);
+                    }
+                }
+            }
+        }
+        for name in &new.mlag.members {
+            if !kept.iter().any(|m| &m.name == name) {
+                kept.push(MemberMachine::new(name));
+            }
+        }
+        self.members = kept;
+        self.cfg = new;
+        self.index_names();
+        self.remove_stale();
+        self.reconcile_all(now);
+        self.save_member_records();
+    }
+
+    fn reload(&mut self, now: Instant) -> Result<Vec<Diagnostic>, Vec<String>> {
+        let file = self.cfg_path.display().to_string();
+        match config::load(&self.cfg_path) {
+            Ok((new, warnings)) => {
+                if new.node.socket != self.cfg.node.socket
+                    || new.node.state_dir != self.cfg.node.state_dir
+                {
+                    tracing::warn!("[node] socket and state_dir take effect at the next start");
+                }
+                self.apply_config(new, now);
+                self.emit(Notice::new(
+                    Kind::State,
+                    ids::CONFIG_RELOADED,
+                    "config",
+                    format!("configuration {file} applied"),
+                ));
+                Ok(warnings)
+            }
+            Err(config::LoadFailure::Io { path, source }) => {
+                let msg = format!("{}: error: cannot read: {source}", path.display());
+                self.emit(Notice::new(
+                    Kind::Alert,
+                    ids::CONFIG_REJECTED,
+                    "config",
+                    msg.clone(),
+                ));
+                Err(vec![msg])
+            }
+            Err(config::LoadFailure::Invalid(diags)) => {
+                let lines: Vec<String> = diags.iter().map(|d| d.render(&file)).collect();
+                self.emit(
+                    Notice::new(
+                        Kind::Alert,
+                        ids::CONFIG_REJECTED,
+                        "config",
+                        format!("configuration {file} refused; running configuration kept"),
+                    )
+                    .with("errors", lines.clone()),
+                );
+                Err(lines)
+            }
+        }
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        let gateways = self
+            .gateways
+            .iter()
+            .map(|g| {
+                let dev = self.view.owned_device(&g.cfg.name, &g.cfg.device);
+                let (arp, nd) = dev
+                    .map(|d| self.view.neigh_counts(d.index))
+                    .unwrap_or_default();
+                GatewayStatus {
+                    name: g.cfg.name.clone(),
+                    kind: g.cfg.kind.kind_str().into(),
+                    id: g.cfg.kind.id(),
+                    interface: g.cfg.interface.clone(),
+                    device: g.cfg.device.clone(),
+                    mac: g.cfg.mac.to_string(),
+                    ipv4: g.cfg.ipv4.iter().map(|p| p.to_string()).collect(),
+                    ipv6: g.cfg.ipv6.iter().map(|p| p.to_string()).collect(),
+                    link_local: g.cfg.link_local().map(|p| p.to_string()),
+                    state: g.machine.state.name().into(),
+                    reason: g.machine.state.reason().map(String::from),
+                    hold_remaining_ms: g.machine.hold_remaining(now).map(|d| d.as_millis() as u64),
+                    up_delay_ms: g.cfg.up_delay.as_millis() as u64,
+                    arp: Counts {
+                        local: arp,
+                        peer: None,
+                    },
+                    nd: Counts {
+                        local: nd,
+                        peer: None,
+                    },
+                    corrections: g.drift.corrections,
+                    error: g.last_error.clone(),
+                }
+            })
+            .collect();
+        let members = self
+            .members
+            .iter()
+            .map(|m| MemberStatus {
+                name: m.name.clone(),
+                state: m.state(&self.view).into(),
+                reason: m.hold.map(|(_, r)| r.as_str().to_string()),
+                method: m.record.method.as_str().into(),
+                hold_remaining_ms: m
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+            })
+            .collect();
+        Status {
+            version: self.version.clone(),
+            node: self.cfg.node.name.clone(),
+            role: "standalone".into(),
+            peer: PeerStatus {
+                state: "disabled".into(),
+                address: None,
+                last_heard_ms: None,
+                rtt_us: None,
+                consistent: None,
+                mismatches: None,
+            },
+            gateways,
+            members,
+        }
+    }
+
+    /// Run until SIGTERM / SIGINT.
+    pub async fn run(mut self, socket_path: PathBuf) -> Result<(), DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        self.ensure_state_dir()?;
+        let mut observer = Observer::open()?;
+        self.dump()?;
+        let now = Instant::now();
+        let marker = self.state_dir().join(BOOT_MARKER);
+        let first_start = !marker.exists();
+        self.adopt();
+        self.start_members(first_start, now);
+        self.remove_stale();
+        self.reconcile_all(now);
+        std::fs::write(&marker, format!("{}\n", unix_ms())).map_err(|source| {
+            DaemonError::StateDir {
+                path: marker.clone(),
+                source,
+            }
+        })?;
+        self.save_member_records();
+
+        let (req_tx, mut req_rx) = mpsc::channel::<(Request, oneshot::Sender<control::Reply>)>(64);
+        let listener = control::bind(&socket_path).map_err(|source| DaemonError::Control {
+            path: socket_path.clone(),
+            source,
+        })?;
+        let monitor_feed = self.telemetry.sender();
+        tokio::spawn(control::serve(listener, req_tx, monitor_feed));
+
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+        let watchdog = watchdog_period();
+        let mut watchdog_tick =
+            tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut audit_tick = tokio::time::interval(AUDIT_INTERVAL);
+        audit_tick.tick().await;
+        watchdog_tick.tick().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        self.emit(
+            Notice::new(
+                Kind::State,
+                ids::STARTED,
+                self.cfg.node.name.clone(),
+                format!(
+                    "dagw {} serving {} gateways",
+                    self.version,
+                    self.gateways.len()
+                ),
+            )
+            .with("first_start", first_start),
+        );
+
+        loop {
+            let deadline = self.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                obs = observer.next() => {
+                    let now = Instant::now();
+                    match obs? {
+                        Observed::Events(evs) => self.on_events(evs, now),
+                        Observed::Overrun => {
+                            self.emit(Notice::new(Kind::Alert, ids::NETLINK_OVERRUN, "netlink", "kernel event queue overran; re-reading the kernel state"));
+                            self.dump()?;
+                            self.reconcile_all(now);
+                        }
+                    }
+                }
+                _ = sleep => self.on_timer(Instant::now()),
+                Some((req, reply)) = req_rx.recv() => {
+                    let now = Instant::now();
+                    let r = match req {
+                        Request::Status => control::Reply::Status(Box::new(self.status(now))),
+                        Request::Reload => match self.reload(now) {
+                            Ok(w) => control::Reply::Reloaded { warnings: w.iter().map(|d| d.render(&self.cfg_path.display().to_string())).collect() },
+                            Err(errors) => control::Reply::Refused { errors },
+                        },
+                    };
+                    let _ = reply.send(r);
+                }
+                _ = hup.recv() => { let _ = self.reload(Instant::now()); }
+                _ = audit_tick.tick() => self.audit(),
+                _ = watchdog_tick.tick(), if watchdog.is_some() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.save_member_records();
+        let _ = std::fs::remove_file(&socket_path);
+        Ok(())
+    }
+}
+
+/// Half the systemd watchdog period, when systemd asked for pings.
+fn watchdog_period() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+        .filter(|d| !d.is_zero())
+        .map(|d| d / 2)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

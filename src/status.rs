@@ -1,0 +1,152 @@
+//! The status document of `dagw status --json` (DESIGN.md §5, contract: fields
+//! may be added, none renamed or dropped) and its human table.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub node: String,
+    pub role: String,
+    pub peer: PeerStatus,
+    pub gateways: Vec<GatewayStatus>,
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_heard_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatches: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counts {
+    pub local: u32,
+    pub peer: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayStatus {
+    pub name: String,
+    pub kind: String,
+    pub id: u32,
+    pub interface: String,
+    pub device: String,
+    pub mac: String,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+    pub link_local: Option<String>,
+    pub state: String,
+    pub reason: Option<String>,
+    pub hold_remaining_ms: Option<u64>,
+    pub up_delay_ms: u64,
+    pub arp: Counts,
+    pub nd: Counts,
+    pub corrections: u64,
+    /// The last error applying this gateway, if it is not converged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub method: String,
+    pub hold_remaining_ms: Option<u64>,
+}
+
+fn secs(ms: Option<u64>) -> String {
+    ms.map(|m| format!("{:.1}s", m as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+impl Status {
+    /// The human table of `dagw status`.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "dagw {}  node {}  role {}  peer {}",
+            self.version, self.node, self.role, self.peer.state
+        );
+        let _ = writeln!(
+            s,
+            "\n{:<14} {:<7} {:<10} {:<10} {:<17} {:<8} {:<18} {:>7} {:>11} {:>11} {:>5}",
+            "GATEWAY",
+            "KIND",
+            "INTERFACE",
+            "DEVICE",
+            "MAC",
+            "STATE",
+            "REASON",
+            "HOLD",
+            "ARP",
+            "ND",
+            "CORR"
+        );
+        for g in &self.gateways {
+            let pair = |c: &Counts| match c.peer {
+                Some(p) => format!("{}/{}", c.local, p),
+                None => c.local.to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<14} {:<7} {:<10} {:<10} {:<17} {:<8} {:<18} {:>7} {:>11} {:>11} {:>5}",
+                g.name,
+                format!("{}", g.kind),
+                g.interface,
+                g.device,
+                g.mac,
+                g.state,
+                g.reason.as_deref().unwrap_or("-"),
+                secs(g.hold_remaining_ms),
+                pair(&g.arp),
+                pair(&g.nd),
+                g.corrections
+            );
+            let addrs: Vec<&str> = g
+                .ipv4
+                .iter()
+                .chain(g.ipv6.iter())
+                .map(String::as_str)
+                .collect();
+            if !addrs.is_empty() {
+                let _ = writeln!(s, "{:<14} {}", "", addrs.join(" "));
+            }
+            if let Some(e) = &g.error {
+                let _ = writeln!(s, "{:<14} error: {}", "", e);
+            }
+        }
+        if !self.members.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n{:<14} {:<8} {:<18} {:<11} {:>9}",
+                "MEMBER", "STATE", "REASON", "METHOD", "HOLD"
+            );
+            for m in &self.members {
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<8} {:<18} {:<11} {:>9}",
+                    m.name,
+                    m.state,
+                    m.reason.as_deref().unwrap_or("-"),
+                    m.method,
+                    secs(m.hold_remaining_ms)
+                );
+            }
+        }
+        s
+    }
+}
