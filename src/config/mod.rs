@@ -3,6 +3,279 @@
 //!
 //! A config is validated whole: `load` returns either a complete `Config` (plus
 //! warnings) or every problem found, never a partial result.
+//!
+//! Stages: `parse` (text → spanned draft, per-value checks and defaults),
+//! `validate` (whole-file rules, then the typed `Config`), and, in [`load`] only,
+//! the checks that need the file system (the peer key file). [`parse_str`] is
+//! pure: the hostname default comes in through [`LoadContext`].
 
+pub mod diag;
+pub mod huawei;
 pub mod model;
+mod parse;
+mod validate;
+
+pub use diag::{Diagnostic, Severity, render_all};
 pub use model::*;
+pub use parse::{MAX_FILE_BYTES, MAX_GATEWAYS, known_keys};
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use diag::LineIndex;
+use parse::Sink;
+
+/// What parsing needs from the environment, passed in so parsing stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadContext {
+    /// The default for `[node] name`.
+    pub hostname: String,
+}
+
+impl LoadContext {
+    /// The running system's hostname (`/proc/sys/kernel/hostname`), else "dagw".
+    pub fn system() -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "dagw".to_string());
+        LoadContext { hostname }
+    }
+}
+
+/// Why [`load`] produced no config.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadFailure {
+    #[error("cannot read {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// Every error and warning found, in file order.
+    #[error("invalid configuration ({} problems)", .0.iter().filter(|d| d.is_error()).count())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Minimum secret length after stripping one trailing newline.
+pub const MIN_KEY_BYTES: usize = 16;
+/// A key file is a secret, not a data set; refuse anything bigger.
+pub const MAX_KEY_BYTES: u64 = 64 * 1024;
+
+/// Why the peer key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read peer key file {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("peer key file {} is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error(
+        "peer key file {} is readable by group or others (mode {mode:04o}); run: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Permissive { path: PathBuf, mode: u32 },
+    #[error(
+        "peer key file {} holds {len} bytes; the secret needs at least {MIN_KEY_BYTES} (one trailing newline is not counted)",
+        path.display()
+    )]
+    TooShort { path: PathBuf, len: usize },
+    #[error("peer key file {} is {len} bytes; a key is at most {MAX_KEY_BYTES}", path.display())]
+    TooLarge { path: PathBuf, len: u64 },
+}
+
+impl KeyFileError {
+    /// The `(allowed: …)` part of the diagnostic: how to make a good key file.
+    pub fn allowed(&self) -> &'static str {
+        match self {
+            KeyFileError::Permissive { .. } => "mode 0600 or 0400 (owner only)",
+            KeyFileError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                "an existing file, e.g. create one with: head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE"
+            }
+            KeyFileError::TooShort { .. } => {
+                "at least 16 bytes, e.g. head -c 32 /dev/urandom | base64 > FILE"
+            }
+            KeyFileError::TooLarge { .. } => "at most 65536 bytes",
+            KeyFileError::Io { .. } | KeyFileError::NotAFile { .. } => {
+                "a regular file readable by dagw"
+            }
+        }
+    }
+}
+
+/// Reads the peer secret: the file's bytes with one trailing newline stripped.
+/// Refuses files that group or others can read, like ssh does with keys; the
+/// checks are made on the opened file so they describe what is actually read.
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let io_err = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(KeyFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissive {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    if meta.len() > MAX_KEY_BYTES {
+        return Err(KeyFileError::TooLarge {
+            path: path.to_path_buf(),
+            len: meta.len(),
+        });
+    }
+    let mut key = Vec::new();
+    file.take(MAX_KEY_BYTES + 1)
+        .read_to_end(&mut key)
+        .map_err(io_err)?;
+    if key.len() as u64 > MAX_KEY_BYTES {
+        return Err(KeyFileError::TooLarge {
+            path: path.to_path_buf(),
+            len: key.len() as u64,
+        });
+    }
+    if key.ends_with(b"\r\n") {
+        key.truncate(key.len() - 2);
+    } else if key.ends_with(b"\n") {
+        key.truncate(key.len() - 1);
+    }
+    if key.len() < MIN_KEY_BYTES {
+        return Err(KeyFileError::TooShort {
+            path: path.to_path_buf(),
+            len: key.len(),
+        });
+    }
+    Ok(key)
+}
+
+/// Result of the pure stages, with what `load` needs for the key-file check.
+struct Checked {
+    config: Option<Config>,
+    diags: Vec<Diagnostic>,
+    /// The configured key file and where to report about it (line, col).
+    key_file: Option<(PathBuf, (usize, usize))>,
+}
+
+fn check_text(text: &str, ctx: &LoadContext) -> Checked {
+    let mut sink = Sink::new(text);
+    let draft = parse::parse(text, &ctx.hostname, &mut sink);
+    let key_file = draft.as_ref().and_then(|d| {
+        d.peer
+            .as_ref()
+            .map(|p| (p.key_file.v.clone(), sink.pos(p.key_file.at)))
+    });
+    let config = draft.and_then(|d| validate::validate(d, &mut sink));
+    Checked {
+        config,
+        diags: sink.diags,
+        key_file,
+    }
+}
+
+/// File order, errors before warnings on the same spot: what a compiler does.
+fn finish(
+    config: Option<Config>,
+    mut diags: Vec<Diagnostic>,
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    diags.sort_by_key(|d| (d.line, d.col, d.severity));
+    match config {
+        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok((c, diags)),
+        _ => {
+            if !diags.iter().any(Diagnostic::is_error) {
+                // Unreachable by construction (a config is withheld only
+                // because of an error); never report "invalid" without a reason.
+                diags.insert(
+                    0,
+                    Diagnostic {
+                        severity: Severity::Error,
+                        line: 1,
+                        col: 1,
+                        key: "file".into(),
+                        message: "the configuration could not be built (internal error)".into(),
+                        allowed: None,
+                    },
+                );
+            }
+            Err(diags)
+        }
+    }
+}
+
+/// Parses and validates TOML text. `Ok` carries the config and any warnings;
+/// `Err` carries every error and warning, in file order. Pure: no file system
+/// access (the key file is checked by [`load`]).
+pub fn parse_str(
+    text: &str,
+    ctx: &LoadContext,
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let c = check_text(text, ctx);
+    finish(c.config, c.diags)
+}
+
+/// Reads, parses and validates the file at `path` with the system hostname as
+/// the default node name, and checks the peer key file.
+pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), LoadFailure> {
+    load_with(path, &LoadContext::system())
+}
+
+/// [`load`] with an explicit context. A relative `key_file` is taken relative to
+/// the config file's directory, and the config carries the resolved path, so the
+/// daemon reads the file that was checked.
+pub fn load_with(path: &Path, ctx: &LoadContext) -> Result<(Config, Vec<Diagnostic>), LoadFailure> {
+    let io_err = |source| LoadFailure::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    // One byte over the limit is enough for the parser to refuse the file.
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let (line, col) = LineIndex::new(valid).position(valid.len());
+            return Err(LoadFailure::Invalid(vec![Diagnostic {
+                severity: Severity::Error,
+                line,
+                col,
+                key: "file".into(),
+                message: "the file is not UTF-8 text".into(),
+                allowed: Some("UTF-8 encoded TOML".into()),
+            }]));
+        }
+    };
+    let mut c = check_text(&text, ctx);
+    if let Some((key_file, (line, col))) = c.key_file {
+        let resolved = match path.parent() {
+            Some(dir) if key_file.is_relative() => dir.join(&key_file),
+            _ => key_file,
+        };
+        if let Err(e) = read_key_file(&resolved) {
+            c.diags.push(Diagnostic {
+                severity: Severity::Error,
+                line,
+                col,
+                key: "peer.key_file".into(),
+                message: e.to_string(),
+                allowed: Some(e.allowed().into()),
+            });
+        }
+        if let Some(peer) = c.config.as_mut().and_then(|cfg| cfg.peer.as_mut()) {
+            peer.key_file = resolved;
+        }
+    }
+    finish(c.config, c.diags).map_err(LoadFailure::Invalid)
+}
+
+#[cfg(test)]
+mod tests;
