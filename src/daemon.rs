@@ -259,7 +259,7 @@ impl Daemon {
                         Kind::State,
                         ids::STALE_REMOVED,
                         name,
-                        format!("removed what no gateway needs any more: {a:?}"),
+                        format!("removed what no gateway needs any more: {}", a.describe(&self.view)),
                     ));
                 }
                 Err(e) => self.emit(Notice::new(
@@ -300,7 +300,7 @@ impl Daemon {
                 return;
             }
             if self.gateways[i].converged {
-                let what: Vec<String> = plan.iter().map(|a| format!("{a:?}")).collect();
+                let what: Vec<String> = plan.iter().map(|a| a.describe(&self.view)).collect();
                 let g = &mut self.gateways[i];
                 match g.drift.admit(now) {
                     Verdict::Correct => {}
@@ -336,6 +336,12 @@ impl Daemon {
             }
             self.gateways[i].converged = false;
             if let Err(e) = self.execute(&plan) {
+                if e.errno() == Some(libc::ENODEV) {
+                    // A device vanished under the plan; its removal event is on
+                    // the way and will re-plan. Look again soon in any case.
+                    self.gateways[i].retry_at = Some(now + Duration::from_millis(100));
+                    return;
+                }
                 let g = &mut self.gateways[i];
                 let msg = format!("gateway {}: {e}", g.cfg.name);
                 if g.last_error.as_deref() != Some(msg.as_str()) {
@@ -372,13 +378,7 @@ impl Daemon {
             Kind::State,
             ids::GATEWAY_STATE,
             g.cfg.name.clone(),
-            format!(
-                "gateway {} {} -> {}{}",
-                g.cfg.name,
-                before.name(),
-                new.name(),
-                new.reason().map(|r| format!(" ({r})")).unwrap_or_default()
-            ),
+            format!("gateway {} {} -> {}", g.cfg.name, describe(before), describe(new)),
         )
         .with("from", before.name())
         .with("state", new.name())
@@ -847,6 +847,13 @@ impl Daemon {
         self.save_member_records();
         let _ = std::fs::remove_file(&socket_path);
         Ok(())
+    }
+}
+
+fn describe(s: GwState) -> String {
+    match s.reason() {
+        Some(r) => format!("{} ({r})", s.name()),
+        None => s.name().to_string(),
     }
 }
 

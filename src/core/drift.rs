@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// More than this many corrections inside `WINDOW` is a fight.
-const FIGHT_THRESHOLD: u32 = 5;
+const FIGHT_THRESHOLD: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);

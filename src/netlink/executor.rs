@@ -326,6 +326,8 @@ pub const GATEWAY_SYSCTLS: &[(&str, &str, &str)] = &[
     ("ipv4", "ignore_routes_with_linkdown", "1"),
     ("ipv6", "accept_dad", "0"),
     ("ipv6", "accept_ra", "0"),
+    // an admin-down (rename, operator) must not flush the shared addresses
+    ("ipv6", "keep_addr_on_down", "1"),
     ("ipv6", "ignore_routes_with_linkdown", "1"),
 ];
 
