@@ -168,7 +168,8 @@ fn check_text(text: &str, ctx: &LoadContext) -> Checked {
     let key_file = draft.as_ref().and_then(|d| {
         d.peer
             .as_ref()
-            .map(|p| (p.key_file.v.clone(), sink.pos(p.key_file.at)))
+            .and_then(|p| p.key_file.as_ref())
+            .map(|k| (k.v.clone(), sink.pos(k.at)))
     });
     let config = draft.and_then(|d| validate::validate(d, &mut sink));
     Checked {
@@ -238,6 +239,19 @@ pub fn load_with(path: &Path, ctx: &LoadContext) -> Result<(Config, Vec<Diagnost
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        // Said before decoding: the cut may have split a UTF-8 sequence.
+        return Err(LoadFailure::Invalid(vec![Diagnostic {
+            severity: Severity::Error,
+            line: 1,
+            col: 1,
+            key: "file".into(),
+            message: format!(
+                "the file is larger than {MAX_FILE_BYTES} bytes; dagw refuses such configurations"
+            ),
+            allowed: None,
+        }]));
+    }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -139,7 +139,9 @@ pub(crate) struct PeerDraft {
     pub port: u16,
     pub interval: Duration,
     pub multiplier: u32,
-    pub key_file: At<PathBuf>,
+    /// None when the written value was unusable (already reported), so that
+    /// `load` does not go on to complain about the default file.
+    pub key_file: Option<At<PathBuf>>,
     pub priority: u32,
     pub peer_link: Option<At<String>>,
     pub strict: bool,
@@ -723,7 +725,11 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
         port: DEFAULT_PEER_PORT,
         interval: DEFAULT_PEER_INTERVAL,
         multiplier: DEFAULT_MULTIPLIER,
-        key_file: At::default(PathBuf::from(DEFAULT_KEY_FILE), s.header, s.key("key_file")),
+        key_file: Some(At::default(
+            PathBuf::from(DEFAULT_KEY_FILE),
+            s.header,
+            s.key("key_file"),
+        )),
         priority: DEFAULT_PRIORITY,
         peer_link: None,
         strict: false,
@@ -773,19 +779,20 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
     {
         peer.priority = p as u32;
     }
-    if let Some(f) = s.get("key_file")
-        && let Some(v) = get_str(sink, f)
-    {
-        if v.is_empty() || v.contains('\0') {
-            sink.err(
-                f.at,
-                &f.key,
-                "key_file must name a file",
-                Some("a path, e.g. \"/etc/dagw/peer.key\""),
-            );
-        } else {
-            peer.key_file = At::given(PathBuf::from(v), f);
-        }
+    if let Some(f) = s.get("key_file") {
+        peer.key_file = match get_str(sink, f) {
+            Some(v) if !v.is_empty() && !v.contains('\0') => Some(At::given(PathBuf::from(v), f)),
+            Some(_) => {
+                sink.err(
+                    f.at,
+                    &f.key,
+                    "key_file must name a file",
+                    Some("a path, e.g. \"/etc/dagw/peer.key\""),
+                );
+                None
+            }
+            None => None,
+        };
     }
     if let Some(f) = s.get("peer_link") {
         peer.peer_link = get_netdev(sink, f).map(|n| At::given(n, f));
@@ -1125,7 +1132,7 @@ fn parse_gateway(
     if let Some(f) = s.get("ipv6")
         && let Some(items) = get_array(sink, f, "an array of strings")
     {
-        if !platform.supports_ipv6() {
+        if !platform.supports_ipv6() && !items.is_empty() {
             sink.err(
                 f.at,
                 &f.key,

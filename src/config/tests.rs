@@ -976,3 +976,38 @@ proptest! {
         prop_assert_eq!(&c.gateways[0].device, &expected_device);
     }
 }
+
+#[test]
+fn a_bad_key_file_value_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), "key_file = 3");
+    let Err(LoadFailure::Invalid(d)) = load_with(&conf, &ctx()) else {
+        panic!("key_file = 3 accepted")
+    };
+    let on_key: Vec<_> = d.iter().filter(|d| d.key == "peer.key_file").collect();
+    assert_eq!(on_key.len(), 1, "{d:?}");
+    assert!(on_key[0].message.contains("expected a string"), "{d:?}");
+}
+
+#[test]
+fn load_refuses_oversized_files_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.toml");
+    let mut body = GW.as_bytes().to_vec();
+    body.extend(std::iter::repeat_n(0xe2u8, MAX_FILE_BYTES));
+    std::fs::write(&p, body).unwrap();
+    let Err(LoadFailure::Invalid(d)) = load_with(&p, &ctx()) else {
+        panic!("oversized file accepted")
+    };
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].key, "file");
+    assert!(d[0].message.contains("larger than"), "{d:?}");
+}
+
+#[test]
+fn an_empty_ipv6_list_is_fine_on_a_platform_without_ipv6() {
+    ok(&format!(
+        "[node]\nplatform = \"CE6885-LL\"\n{}",
+        gw("ipv6 = []\n")
+    ));
+}

@@ -381,7 +381,7 @@ fn build(
             port: p.port,
             interval: p.interval,
             multiplier: p.multiplier,
-            key_file: p.key_file.v,
+            key_file: p.key_file?.v,
             priority: p.priority,
             peer_link: p.peer_link.map(|l| l.v),
             strict: p.strict,
