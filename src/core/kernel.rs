@@ -72,6 +72,8 @@ pub struct NeighKey {
 pub struct KernelView {
     pub links: BTreeMap<u32, Link>,
     pub by_name: HashMap<String, u32>,
+    /// Gateway name (from the `dagw:` alias) → ifindex of its device.
+    by_owner: HashMap<String, u32>,
     pub addrs: HashMap<u32, HashMap<Addr, AddrInfo>>,
     pub fdb: HashSet<Fdb>,
     pub neighs: HashSet<NeighKey>,
@@ -103,9 +105,9 @@ impl KernelView {
     /// The device dagw made for `gateway`, found by its ownership alias first
     /// (survives renames), else by name when it is marked as dagw's.
     pub fn owned_device(&self, gateway: &str, device: &str) -> Option<&Link> {
-        self.links
-            .values()
-            .find(|l| l.owner() == Some(gateway))
+        self.by_owner
+            .get(gateway)
+            .and_then(|i| self.links.get(i))
             .or_else(|| self.link_by_name(device).filter(|l| l.owner().is_some()))
     }
 
@@ -126,20 +128,33 @@ impl KernelView {
     pub fn apply(&mut self, ev: KernelEvent) {
         match ev {
             KernelEvent::Link(l) => {
-                if let Some(old) = self.links.get(&l.index)
-                    && old.name != l.name
-                    && self.by_name.get(&old.name) == Some(&l.index)
-                {
-                    self.by_name.remove(&old.name);
+                if let Some(old) = self.links.get(&l.index) {
+                    if old.name != l.name && self.by_name.get(&old.name) == Some(&l.index) {
+                        self.by_name.remove(&old.name);
+                    }
+                    if let Some(o) = old.owner()
+                        && l.owner() != Some(o)
+                        && self.by_owner.get(o) == Some(&l.index)
+                    {
+                        self.by_owner.remove(o);
+                    }
+                }
+                if let Some(o) = l.owner() {
+                    self.by_owner.insert(o.to_string(), l.index);
                 }
                 self.by_name.insert(l.name.clone(), l.index);
                 self.links.insert(l.index, l);
             }
             KernelEvent::LinkGone(index) => {
-                if let Some(old) = self.links.remove(&index)
-                    && self.by_name.get(&old.name) == Some(&index)
-                {
-                    self.by_name.remove(&old.name);
+                if let Some(old) = self.links.remove(&index) {
+                    if self.by_name.get(&old.name) == Some(&index) {
+                        self.by_name.remove(&old.name);
+                    }
+                    if let Some(o) = old.owner()
+                        && self.by_owner.get(o) == Some(&index)
+                    {
+                        self.by_owner.remove(o);
+                    }
                 }
                 self.addrs.remove(&index);
                 self.fdb.retain(|f| f.ifindex != index);
