@@ -130,21 +130,39 @@ impl Action {
 
     /// Operator-readable text, naming devices as the kernel view knows them.
     pub fn describe(&self, view: &KernelView) -> String {
-        let n = |i: &u32| view.link(*i).map(|l| l.name.clone()).unwrap_or_else(|| format!("ifindex {i}"));
+        let n = |i: &u32| {
+            view.link(*i)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| format!("ifindex {i}"))
+        };
         match self {
-            Action::CreateDevice { name, parent, mac, .. } => format!("create {name} on {} with {mac}", n(parent)),
+            Action::CreateDevice {
+                name, parent, mac, ..
+            } => format!("create {name} on {} with {mac}", n(parent)),
             Action::Sysctls { device } => format!("sysctls of {device}"),
             Action::Rename { index, name } => format!("rename {} back to {name}", n(index)),
             Action::SetMac { index, mac } => format!("set {} MAC {mac}", n(index)),
             Action::SetAddrGenModeNone { index } => format!("set {} addrgenmode none", n(index)),
-            Action::Protodown { index, ours: true, .. } => format!("protodown {}", n(index)),
+            Action::Protodown {
+                index, ours: true, ..
+            } => format!("protodown {}", n(index)),
             Action::Protodown { index, .. } => format!("clear protodown of {}", n(index)),
-            Action::AdminUp { index, up } => format!("set {} {}", n(index), if *up { "up" } else { "down" }),
-            Action::AddAddr { index, addr, .. } => format!("add {}/{} to {}", addr.ip, addr.len, n(index)),
-            Action::DelAddr { index, addr } => format!("remove {}/{} from {}", addr.ip, addr.len, n(index)),
-            Action::AddFdbLocal { bridge, mac } => format!("add fdb {mac} self local on {}", n(bridge)),
+            Action::AdminUp { index, up } => {
+                format!("set {} {}", n(index), if *up { "up" } else { "down" })
+            }
+            Action::AddAddr { index, addr, .. } => {
+                format!("add {}/{} to {}", addr.ip, addr.len, n(index))
+            }
+            Action::DelAddr { index, addr } => {
+                format!("remove {}/{} from {}", addr.ip, addr.len, n(index))
+            }
+            Action::AddFdbLocal { bridge, mac } => {
+                format!("add fdb {mac} self local on {}", n(bridge))
+            }
             Action::DelFdbLocal { bridge, mac } => format!("remove fdb {mac} from {}", n(bridge)),
-            Action::AppendFlood { vxlan, dst } => format!("append flood entry to {dst} on {}", n(vxlan)),
+            Action::AppendFlood { vxlan, dst } => {
+                format!("append flood entry to {dst} on {}", n(vxlan))
+            }
             Action::DeleteLink { index } => format!("delete {}", n(index)),
         }
     }

@@ -318,3 +318,213 @@ pub fn plan_stale(gateways: &[Gateway], view: &KernelView) -> Vec<Action> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Ipv4Prefix, Ipv6Prefix};
+    use crate::core::kernel::{AddrInfo, KernelEvent};
+
+    fn gw() -> Gateway {
+        Gateway {
+            name: "vlanif10".into(),
+            kind: GatewayKind::Vlanif(10),
+            interface: "br10".into(),
+            mac: "0000-5e00-0101".parse().unwrap(),
+            ipv4: vec![Ipv4Prefix {
+                addr: "192.0.2.1".parse().unwrap(),
+                len: 24,
+            }],
+            ipv6: vec![Ipv6Prefix {
+                addr: "2001:db8:10::1".parse().unwrap(),
+                len: 64,
+            }],
+            ipv6_enabled: true,
+            up_delay: Duration::from_secs(1),
+            device: "gw10".into(),
+            vxlan: None,
+        }
+    }
+
+    fn bridge(view: &mut KernelView, up: bool) {
+        view.apply(KernelEvent::Link(Link {
+            index: 2,
+            name: "br10".into(),
+            kind: "bridge".into(),
+            admin_up: true,
+            oper_up: up,
+            ..Default::default()
+        }));
+    }
+
+    /// A kernel in which the gateway is exactly as configured, serving.
+    fn converged_view() -> KernelView {
+        let g = gw();
+        let mut v = KernelView::default();
+        bridge(&mut v, true);
+        v.apply(KernelEvent::Link(Link {
+            index: 3,
+            name: "gw10".into(),
+            kind: "macvlan".into(),
+            mac: g.mac,
+            admin_up: true,
+            oper_up: true,
+            lower: Some(2),
+            alias: Some("dagw:vlanif10".into()),
+            addr_gen_mode: Some(1),
+            ..Default::default()
+        }));
+        for (a, nodad) in desired_addrs(&g) {
+            v.apply(KernelEvent::AddrAdded(3, a, AddrInfo { nodad }));
+        }
+        v.apply(KernelEvent::FdbAdded(Fdb {
+            ifindex: 2,
+            mac: g.mac,
+            dst: None,
+        }));
+        v
+    }
+
+    #[test]
+    fn holds_for_exactly_up_delay_after_the_svi_comes_up() {
+        let t0 = Instant::now();
+        let mut m = GatewayMachine::new(Duration::from_secs(1));
+        assert_eq!(m.observe(Svi::Missing, t0), None);
+        assert_eq!(
+            m.observe(Svi::Down, t0),
+            Some(GwState::Down(DownReason::SviDown))
+        );
+        let held = m.observe(Svi::Up, t0).unwrap();
+        assert_eq!(
+            held,
+            GwState::Holding {
+                until: t0 + Duration::from_secs(1),
+                reason: HoldReason::UpDelay
+            }
+        );
+        assert!(m.wants_protodown());
+        assert_eq!(m.tick(t0 + Duration::from_millis(999)), None);
+        assert_eq!(
+            m.hold_remaining(t0 + Duration::from_millis(400)),
+            Some(Duration::from_millis(600))
+        );
+        assert_eq!(m.tick(t0 + Duration::from_secs(1)), Some(GwState::Up));
+        assert!(!m.wants_protodown());
+    }
+
+    #[test]
+    fn vbdif_default_zero_delay_is_up_at_once_and_svi_loss_downs_it() {
+        let t0 = Instant::now();
+        let mut m = GatewayMachine::new(Duration::ZERO);
+        assert_eq!(m.observe(Svi::Up, t0), Some(GwState::Up));
+        assert_eq!(
+            m.observe(Svi::Down, t0),
+            Some(GwState::Down(DownReason::SviDown))
+        );
+        assert_eq!(
+            m.observe(Svi::Missing, t0),
+            Some(GwState::Down(DownReason::NoInterface))
+        );
+    }
+
+    #[test]
+    fn a_converged_kernel_needs_no_change() {
+        assert_eq!(plan(&gw(), false, &converged_view()), vec![]);
+    }
+
+    #[test]
+    fn a_missing_svi_plans_nothing_and_a_missing_device_is_created() {
+        assert!(plan(&gw(), true, &KernelView::default()).is_empty());
+        let mut v = KernelView::default();
+        bridge(&mut v, true);
+        assert!(matches!(
+            plan(&gw(), true, &v)[..],
+            [Action::CreateDevice { parent: 2, .. }]
+        ));
+    }
+
+    #[test]
+    fn drift_is_planned_back() {
+        let mut v = converged_view();
+        v.apply(KernelEvent::AddrRemoved(
+            3,
+            Addr {
+                ip: "192.0.2.1".parse().unwrap(),
+                len: 24,
+            },
+        ));
+        v.apply(KernelEvent::AddrAdded(
+            3,
+            Addr {
+                ip: "192.0.2.77".parse().unwrap(),
+                len: 24,
+            },
+            AddrInfo { nodad: false },
+        ));
+        let p = plan(&gw(), false, &v);
+        assert!(p.contains(&Action::AddAddr {
+            index: 3,
+            addr: Addr {
+                ip: "192.0.2.1".parse().unwrap(),
+                len: 24
+            },
+            nodad: false
+        }));
+        assert!(p.contains(&Action::DelAddr {
+            index: 3,
+            addr: Addr {
+                ip: "192.0.2.77".parse().unwrap(),
+                len: 24
+            }
+        }));
+    }
+
+    #[test]
+    fn another_tools_protodown_reason_is_left_in_place() {
+        let mut v = converged_view();
+        let mut l = v.link(3).unwrap().clone();
+        l.protodown = true;
+        l.protodown_reason = 1 | DAGW_PROTODOWN_REASON;
+        v.apply(KernelEvent::Link(l));
+        assert_eq!(
+            plan(&gw(), false, &v),
+            vec![Action::Protodown {
+                index: 3,
+                ours: false,
+                protodown: true
+            }]
+        );
+    }
+
+    #[test]
+    fn a_renamed_device_is_found_by_its_alias_and_renamed_back() {
+        let mut v = converged_view();
+        let mut l = v.link(3).unwrap().clone();
+        l.name = "foo".into();
+        v.apply(KernelEvent::Link(l));
+        assert_eq!(
+            plan(&gw(), false, &v),
+            vec![Action::Rename {
+                index: 3,
+                name: "gw10".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn removed_gateways_leave_only_their_device_and_vmac_entry() {
+        let v = converged_view();
+        let stale = plan_stale(&[], &v);
+        assert_eq!(
+            stale,
+            vec![
+                Action::DeleteLink { index: 3 },
+                Action::DelFdbLocal {
+                    bridge: 2,
+                    mac: gw().mac
+                }
+            ]
+        );
+        assert!(plan_stale(&[gw()], &v).is_empty());
+    }
+}
