@@ -6,5 +6,6 @@ pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod netlink;
+pub mod peer;
 pub mod status;
 pub mod telemetry;

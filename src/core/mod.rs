@@ -6,4 +6,5 @@ pub mod gateway;
 pub mod kernel;
 pub mod mac;
 pub mod member;
+pub mod peer;
 pub mod rules;

@@ -1,0 +1,483 @@
+//! The peer relationship, from authenticated heartbeats and time alone:
+//! liveness (`init` → `up` → `down` after `interval × multiplier` of silence),
+//! the master/backup role, configuration consistency, and the peer-link
+//! conditions of the seed: split-brain (peer-link down, peer alive) and
+//! peer-link recovery ("a large number of ARP entries need to be synchronized
+//! in a batch", so the backup re-applies its up-delays).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::peer::codec::{GwEntry, Heartbeat};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Init,
+    Up,
+    Down,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Init => "init",
+            PeerState::Up => "up",
+            PeerState::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Backup,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Backup => "backup",
+        }
+    }
+}
+
+/// Seed: devices are master and backup; dagw: higher priority is master, a
+/// tie goes to the lower node name.
+pub fn elect(local_prio: u8, local_name: &str, peer_prio: u8, peer_name: &str) -> Role {
+    if local_prio != peer_prio {
+        if local_prio > peer_prio {
+            Role::Master
+        } else {
+            Role::Backup
+        }
+    } else if local_name <= peer_name {
+        Role::Master
+    } else {
+        Role::Backup
+    }
+}
+
+/// Peer-link as the heartbeat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    NotConfigured,
+    Up,
+    Down,
+}
+
+impl LinkState {
+    pub fn wire(self) -> u8 {
+        match self {
+            LinkState::NotConfigured => 0,
+            LinkState::Up => 1,
+            LinkState::Down => 2,
+        }
+    }
+}
+
+/// What changed, for alerts and for the daemon to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    State(PeerState),
+    Role(Role),
+    /// The peer's complete gateway table arrived (all pages of one round).
+    TableComplete,
+    SplitBrain(bool),
+    /// The peer-link came back while the peer is up: re-apply up-delays (backup).
+    PeerLinkRecovered,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerMachine {
+    pub interval: Duration,
+    pub multiplier: u32,
+    pub local_name: String,
+    pub local_priority: u8,
+    pub state: PeerState,
+    pub role: Role,
+    started: Instant,
+    pub last_heard: Option<Instant>,
+    pub peer_name: String,
+    pub peer_priority: u8,
+    pub peer_epoch: u64,
+    /// The peer's gateways from its last complete round, by (kind, id).
+    pub table: BTreeMap<(u8, u32), GwEntry>,
+    staging: BTreeMap<(u8, u32), GwEntry>,
+    staging_next_page: u16,
+    pub peer_link: LinkState,
+    pub split_brain: bool,
+    pub rtt: Option<Duration>,
+}
+
+impl PeerMachine {
+    pub fn new(
+        interval: Duration,
+        multiplier: u32,
+        local_name: &str,
+        local_priority: u8,
+        now: Instant,
+    ) -> Self {
+        PeerMachine {
+            interval,
+            multiplier,
+            local_name: local_name.to_string(),
+            local_priority,
+            state: PeerState::Init,
+            role: Role::Master,
+            started: now,
+            last_heard: None,
+            peer_name: String::new(),
+            peer_priority: 0,
+            peer_epoch: 0,
+            table: BTreeMap::new(),
+            staging: BTreeMap::new(),
+            staging_next_page: 0,
+            peer_link: LinkState::NotConfigured,
+            split_brain: false,
+            rtt: None,
+        }
+    }
+
+    pub fn dead_interval(&self) -> Duration {
+        self.interval * self.multiplier
+    }
+
+    /// When silence turns the peer `down`.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            PeerState::Up => self.last_heard.map(|t| t + self.dead_interval()),
+            PeerState::Init => Some(self.started + self.dead_interval()),
+            PeerState::Down => None,
+        }
+    }
+
+    /// An authenticated, fresh heartbeat.
+    pub fn on_heartbeat(&mut self, hb: &Heartbeat, now: Instant) -> Vec<PeerChange> {
+        let mut out = Vec::new();
+        self.last_heard = Some(now);
+        let restarted = hb.epoch != self.peer_epoch;
+        self.peer_epoch = hb.epoch;
+        let identity_changed =
+            self.peer_name != hb.node.as_str() || self.peer_priority != hb.priority;
+        self.peer_name = hb.node.as_str().to_string();
+        self.peer_priority = hb.priority;
+        if self.state != PeerState::Up {
+            self.state = PeerState::Up;
+            out.push(PeerChange::State(PeerState::Up));
+        }
+        // The role is decided when the peer appears or changes its identity,
+        // never flipped by anything else while it stays up.
+        if identity_changed || out.contains(&PeerChange::State(PeerState::Up)) {
+            let role = elect(
+                self.local_priority,
+                &self.local_name,
+                self.peer_priority,
+                &self.peer_name,
+            );
+            if role != self.role {
+                self.role = role;
+                out.push(PeerChange::Role(role));
+            }
+        }
+        if restarted || hb.page == 0 {
+            self.staging.clear();
+            self.staging_next_page = 0;
+        }
+        if hb.page == self.staging_next_page {
+            for g in &hb.gateways {
+                self.staging.insert((g.kind, g.id), *g);
+            }
+            self.staging_next_page += 1;
+            if self.staging_next_page == hb.pages {
+                self.table = std::mem::take(&mut self.staging);
+                self.staging_next_page = 0;
+                out.push(PeerChange::TableComplete);
+            }
+        } else {
+            // a lost page: wait for the next round
+            self.staging.clear();
+            self.staging_next_page = u16::MAX;
+        }
+        out.extend(self.update_split_brain());
+        out
+    }
+
+    /// Time passes.
+    pub fn tick(&mut self, now: Instant) -> Vec<PeerChange> {
+        let mut out = Vec::new();
+        if let Some(d) = self.deadline()
+            && now >= d
+        {
+            self.state = PeerState::Down;
+            self.table.clear();
+            self.rtt = None;
+            out.push(PeerChange::State(PeerState::Down));
+            // alone, this switch carries the traffic
+            if self.role != Role::Master {
+                self.role = Role::Master;
+                out.push(PeerChange::Role(Role::Master));
+            }
+            out.extend(self.update_split_brain());
+        }
+        out
+    }
+
+    /// The local peer-link's state changed.
+    pub fn on_peer_link(&mut self, link: LinkState) -> Vec<PeerChange> {
+        let was_down = self.peer_link == LinkState::Down;
+        self.peer_link = link;
+        let mut out: Vec<PeerChange> = self.update_split_brain().into_iter().collect();
+        if was_down && link == LinkState::Up && self.state == PeerState::Up {
+            out.push(PeerChange::PeerLinkRecovered);
+        }
+        out
+    }
+
+    fn update_split_brain(&mut self) -> Option<PeerChange> {
+        let sb = self.state == PeerState::Up && self.peer_link == LinkState::Down;
+        (sb != self.split_brain).then(|| {
+            self.split_brain = sb;
+            PeerChange::SplitBrain(sb)
+        })
+    }
+
+    pub fn role_str(&self) -> &'static str {
+        self.role.as_str()
+    }
+}
+
+/// One configuration difference between the peers (status `peer.mismatches`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub gateway: String,
+    pub field: &'static str,
+    pub local: String,
+    pub peer: String,
+}
+
+/// Compare local gateways (name, entry) with the peer's table. Seed: the
+/// VLANIF/VBDIF interfaces of both devices "must be configured with the same
+/// IP address" and "the same virtual MAC address"; dagw adds the up-delay.
+pub fn compare(local: &[(String, GwEntry)], peer: &BTreeMap<(u8, u32), GwEntry>) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let hex = |m: [u8; 6]| {
+        format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    };
+    for (name, l) in local {
+        let Some(p) = peer.get(&(l.kind, l.id)) else {
+            out.push(Mismatch {
+                gateway: name.clone(),
+                field: "missing",
+                local: "configured".into(),
+                peer: "absent".into(),
+            });
+            continue;
+        };
+        if l.ipv4_digest != p.ipv4_digest {
+            out.push(Mismatch {
+                gateway: name.clone(),
+                field: "ipv4",
+                local: format!("{:08x}", l.ipv4_digest),
+                peer: format!("{:08x}", p.ipv4_digest),
+            });
+        }
+        if l.ipv6_digest != p.ipv6_digest {
+            out.push(Mismatch {
+                gateway: name.clone(),
+                field: "ipv6",
+                local: format!("{:08x}", l.ipv6_digest),
+                peer: format!("{:08x}", p.ipv6_digest),
+            });
+        }
+        if l.mac != p.mac {
+            out.push(Mismatch {
+                gateway: name.clone(),
+                field: "mac",
+                local: hex(l.mac),
+                peer: hex(p.mac),
+            });
+        }
+        if l.up_delay_ms != p.up_delay_ms {
+            out.push(Mismatch {
+                gateway: name.clone(),
+                field: "up_delay",
+                local: format!("{}ms", l.up_delay_ms),
+                peer: format!("{}ms", p.up_delay_ms),
+            });
+        }
+    }
+    for ((kind, id), _) in peer {
+        if !local.iter().any(|(_, l)| l.kind == *kind && l.id == *id) {
+            let name = format!("{}{id}", if *kind == 1 { "vlanif" } else { "vbdif" });
+            out.push(Mismatch {
+                gateway: name,
+                field: "missing",
+                local: "absent".into(),
+                peer: "configured".into(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(name: &str, prio: u8, epoch: u64) -> Heartbeat {
+        let mut h = Heartbeat {
+            priority: prio,
+            epoch,
+            pages: 1,
+            ..Default::default()
+        };
+        h.node.push_str(name).unwrap();
+        h
+    }
+
+    #[test]
+    fn up_on_first_heartbeat_down_at_exactly_interval_times_multiplier() {
+        let t0 = Instant::now();
+        let mut p = PeerMachine::new(Duration::from_millis(100), 3, "leaf1a", 100, t0);
+        assert_eq!(p.state, PeerState::Init);
+        let c = p.on_heartbeat(&hb("leaf1b", 100, 1), t0 + Duration::from_millis(50));
+        assert!(c.contains(&PeerChange::State(PeerState::Up)));
+        assert!(p.tick(t0 + Duration::from_millis(349)).is_empty());
+        assert_eq!(
+            p.tick(t0 + Duration::from_millis(350)),
+            vec![PeerChange::State(PeerState::Down)]
+        );
+        let c = p.on_heartbeat(&hb("leaf1b", 100, 1), t0 + Duration::from_millis(400));
+        assert!(c.contains(&PeerChange::State(PeerState::Up)), "recovery");
+    }
+
+    #[test]
+    fn never_heard_goes_down_after_the_dead_interval() {
+        let t0 = Instant::now();
+        let mut p = PeerMachine::new(Duration::from_secs(1), 3, "a", 100, t0);
+        assert!(p.tick(t0 + Duration::from_millis(2999)).is_empty());
+        assert_eq!(
+            p.tick(t0 + Duration::from_secs(3)),
+            vec![PeerChange::State(PeerState::Down)]
+        );
+    }
+
+    #[test]
+    fn roles_by_priority_then_name_and_stable() {
+        assert_eq!(elect(200, "b", 100, "a"), Role::Master);
+        assert_eq!(elect(100, "b", 200, "a"), Role::Backup);
+        assert_eq!(elect(100, "a", 100, "b"), Role::Master);
+        assert_eq!(elect(100, "b", 100, "a"), Role::Backup);
+        let t0 = Instant::now();
+        let mut p = PeerMachine::new(Duration::from_secs(1), 3, "leaf1b", 100, t0);
+        let c = p.on_heartbeat(&hb("leaf1a", 100, 1), t0);
+        assert!(c.contains(&PeerChange::Role(Role::Backup)));
+        for k in 1..10 {
+            let c = p.on_heartbeat(&hb("leaf1a", 100, 1), t0 + Duration::from_millis(500 * k));
+            assert!(
+                !c.iter().any(|x| matches!(x, PeerChange::Role(_))),
+                "no flapping"
+            );
+        }
+        let c = p.tick(t0 + Duration::from_secs(10));
+        assert!(c.contains(&PeerChange::Role(Role::Master)), "alone: master");
+    }
+
+    #[test]
+    fn split_brain_and_recovery() {
+        let t0 = Instant::now();
+        let mut p = PeerMachine::new(Duration::from_secs(1), 3, "leaf1b", 100, t0);
+        p.on_peer_link(LinkState::Up);
+        p.on_heartbeat(&hb("leaf1a", 100, 1), t0);
+        assert_eq!(
+            p.on_peer_link(LinkState::Down),
+            vec![PeerChange::SplitBrain(true)]
+        );
+        assert_eq!(
+            p.on_peer_link(LinkState::Up),
+            vec![PeerChange::SplitBrain(false), PeerChange::PeerLinkRecovered]
+        );
+        // peer lost entirely: no split-brain, both stay active
+        p.on_peer_link(LinkState::Down);
+        let c = p.tick(t0 + Duration::from_secs(5));
+        assert!(c.contains(&PeerChange::SplitBrain(false)));
+        assert!(!p.split_brain);
+    }
+
+    #[test]
+    fn pages_assemble_into_one_table() {
+        let t0 = Instant::now();
+        let mut p = PeerMachine::new(Duration::from_secs(1), 3, "a", 100, t0);
+        let mut h0 = hb("b", 100, 1);
+        h0.pages = 2;
+        h0.gateways
+            .push(GwEntry {
+                kind: 1,
+                id: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut h1 = h0.clone();
+        h1.page = 1;
+        h1.gateways.clear();
+        h1.gateways
+            .push(GwEntry {
+                kind: 1,
+                id: 20,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!p.on_heartbeat(&h0, t0).contains(&PeerChange::TableComplete));
+        assert!(p.on_heartbeat(&h1, t0).contains(&PeerChange::TableComplete));
+        assert_eq!(p.table.len(), 2);
+        // a lost page 0: page 1 alone completes nothing
+        assert!(!p.on_heartbeat(&h1, t0).contains(&PeerChange::TableComplete));
+    }
+
+    #[test]
+    fn mismatches_name_the_field() {
+        let l = GwEntry {
+            kind: 1,
+            id: 10,
+            mac: [0, 0, 0x5e, 0, 1, 1],
+            up_delay_ms: 1000,
+            ipv4_digest: 1,
+            ipv6_digest: 2,
+            ..Default::default()
+        };
+        let mut peer = BTreeMap::new();
+        peer.insert(
+            (1, 10),
+            GwEntry {
+                mac: [0, 0, 0x5e, 0, 1, 2],
+                up_delay_ms: 2000,
+                ipv4_digest: 9,
+                ..l
+            },
+        );
+        peer.insert(
+            (2, 5010),
+            GwEntry {
+                kind: 2,
+                id: 5010,
+                ..l
+            },
+        );
+        let m = compare(&[("vlanif10".into(), l)], &peer);
+        let fields: Vec<_> = m.iter().map(|m| (m.gateway.as_str(), m.field)).collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("vlanif10", "ipv4"),
+                ("vlanif10", "mac"),
+                ("vlanif10", "up_delay"),
+                ("vbdif5010", "missing")
+            ]
+        );
+        assert!(compare(&[("vlanif10".into(), l)], &BTreeMap::from([((1, 10), l)])).is_empty());
+    }
+}

@@ -1,0 +1,406 @@
+//! The heartbeat wire format (docs/protocol.md). Fixed-size structures, no
+//! allocation per packet: a packet decodes into a [`Heartbeat`] of `heapless`
+//! containers, and encodes into a caller's buffer.
+//!
+//! Layout (network byte order):
+//!
+//! ```text
+//!  0  magic "DAGW"            4
+//!  4  version (1)             1
+//!  5  type (1 = heartbeat)    1
+//!  6  header length (40)      2   newer versions may grow the header: skipped
+//!  8  total length            2   including the 32-byte MAC trailer
+//! 10  key id                  1   first byte of SHA-256(key): picks the key
+//! 11  gateway entry length    1   (32) newer versions may grow entries: skipped
+//! 12  epoch                   8   sender's boot epoch (ms since 1970, grows)
+//! 20  sequence                8   per epoch, strictly increasing
+//! 28  echo sequence           8   the last sequence received from the peer
+//! 36  echo hold (us)          4   how long we held it before this packet
+//! 40  body ...
+//!     node name: len u8 + bytes (<= 64)
+//!     priority u8, health u8, health reasons u32, peer-link u8
+//!     page u16, pages u16, gateway count u16, then count entries:
+//!       kind u8 (1 vlanif, 2 vbdif), state u8 (0 down, 1 holding, 2 up),
+//!       id u32, mac [6], up_delay_ms u32, ipv4 digest u32, ipv6 digest u32,
+//!       arp u32, nd u32                                     (= 32 bytes)
+//!     extensions: (type u16, len u16, value) until the trailer; unknown skipped
+//!  .. HMAC-SHA256 over everything before it      32
+//! ```
+
+use heapless::{String as HString, Vec as HVec};
+
+pub const MAGIC: &[u8; 4] = b"DAGW";
+pub const VERSION: u8 = 1;
+pub const TYPE_HEARTBEAT: u8 = 1;
+pub const HEADER_LEN: usize = 40;
+pub const ENTRY_LEN: usize = 32;
+pub const MAC_LEN: usize = 32;
+pub const MAX_NAME: usize = 64;
+/// Gateways per packet; more are sent as several pages per interval.
+pub const MAX_ENTRIES: usize = 128;
+pub const MAX_PACKET: usize =
+    HEADER_LEN + 1 + MAX_NAME + 14 + MAX_ENTRIES * ENTRY_LEN + 256 + MAC_LEN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GwEntry {
+    /// 1 vlanif, 2 vbdif.
+    pub kind: u8,
+    /// 0 down, 1 holding, 2 up.
+    pub state: u8,
+    pub id: u32,
+    pub mac: [u8; 6],
+    pub up_delay_ms: u32,
+    pub ipv4_digest: u32,
+    pub ipv6_digest: u32,
+    pub arp: u32,
+    pub nd: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Heartbeat {
+    pub key_id: u8,
+    pub epoch: u64,
+    pub seq: u64,
+    pub echo_seq: u64,
+    pub echo_hold_us: u32,
+    pub node: HString<MAX_NAME>,
+    pub priority: u8,
+    /// 0 ok, 1 degraded.
+    pub health: u8,
+    pub health_reasons: u32,
+    /// 0 not configured, 1 up, 2 down.
+    pub peer_link: u8,
+    pub page: u16,
+    pub pages: u16,
+    pub gateways: HVec<GwEntry, MAX_ENTRIES>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated packet")]
+    Truncated,
+    #[error("oversized packet")]
+    Oversized,
+    #[error("not a dagw packet")]
+    BadMagic,
+    #[error("unsupported protocol version {0}")]
+    Version(u8),
+    #[error("unknown packet type {0}")]
+    Type(u8),
+    #[error("inconsistent length field")]
+    Length,
+    #[error("field out of range")]
+    Range,
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+}
+
+/// The signed part and the trailer of a packet, after the framing checks.
+pub fn split_mac(packet: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+    if packet.len() > MAX_PACKET {
+        return Err(DecodeError::Oversized);
+    }
+    if packet.len() < HEADER_LEN + MAC_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    if &packet[..4] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let total = u16::from_be_bytes([packet[8], packet[9]]) as usize;
+    if total != packet.len() {
+        return Err(DecodeError::Length);
+    }
+    Ok(packet.split_at(packet.len() - MAC_LEN))
+}
+
+/// Decode the signed part (authenticate it first: nothing here is trusted).
+pub fn decode(signed: &[u8]) -> Result<Heartbeat, DecodeError> {
+    let mut r = Reader {
+        buf: signed,
+        pos: 0,
+    };
+    if r.take(4)? != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let ty = r.u8()?;
+    if ty != TYPE_HEARTBEAT {
+        return Err(DecodeError::Type(ty));
+    }
+    let header_len = r.u16()? as usize;
+    if header_len < HEADER_LEN {
+        return Err(DecodeError::Length);
+    }
+    let _total = r.u16()?;
+    let mut hb = Heartbeat {
+        key_id: r.u8()?,
+        ..Default::default()
+    };
+    let entry_len = r.u8()? as usize;
+    if entry_len < ENTRY_LEN {
+        return Err(DecodeError::Length);
+    }
+    hb.epoch = r.u64()?;
+    hb.seq = r.u64()?;
+    hb.echo_seq = r.u64()?;
+    hb.echo_hold_us = r.u32()?;
+    r.take(header_len - HEADER_LEN)?; // a newer, longer header
+    let name_len = r.u8()? as usize;
+    if name_len > MAX_NAME {
+        return Err(DecodeError::Range);
+    }
+    let name = core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::Range)?;
+    hb.node.push_str(name).map_err(|_| DecodeError::Range)?;
+    hb.priority = r.u8()?;
+    hb.health = r.u8()?;
+    hb.health_reasons = r.u32()?;
+    hb.peer_link = r.u8()?;
+    hb.page = r.u16()?;
+    hb.pages = r.u16()?;
+    if hb.pages == 0 || hb.page >= hb.pages {
+        return Err(DecodeError::Range);
+    }
+    let count = r.u16()? as usize;
+    if count > MAX_ENTRIES {
+        return Err(DecodeError::Range);
+    }
+    for _ in 0..count {
+        let e = r.take(entry_len)?;
+        let mut er = Reader { buf: e, pos: 0 };
+        let mut g = GwEntry {
+            kind: er.u8()?,
+            state: er.u8()?,
+            id: er.u32()?,
+            ..Default::default()
+        };
+        g.mac.copy_from_slice(er.take(6)?);
+        g.up_delay_ms = er.u32()?;
+        g.ipv4_digest = er.u32()?;
+        g.ipv6_digest = er.u32()?;
+        g.arp = er.u32()?;
+        g.nd = er.u32()?;
+        if !(1..=2).contains(&g.kind) || g.state > 2 {
+            return Err(DecodeError::Range);
+        }
+        let _ = hb.gateways.push(g);
+    }
+    // extensions: none known in version 1; skip them, but they must frame
+    while r.pos < signed.len() {
+        let _ty = r.u16()?;
+        let len = r.u16()? as usize;
+        r.take(len)?;
+    }
+    Ok(hb)
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(b.len())?;
+        self.buf.get_mut(self.pos..end)?.copy_from_slice(b);
+        self.pos = end;
+        Some(())
+    }
+}
+
+/// Encode the signed part into `out`; returns its length (the caller appends
+/// the MAC: total length already counts it). None if `out` is too small.
+pub fn encode(hb: &Heartbeat, out: &mut [u8]) -> Option<usize> {
+    let mut w = Writer { buf: out, pos: 0 };
+    w.put(MAGIC)?;
+    w.put(&[VERSION, TYPE_HEARTBEAT])?;
+    w.put(&(HEADER_LEN as u16).to_be_bytes())?;
+    w.put(&[0, 0])?; // total length, patched below
+    w.put(&[hb.key_id, ENTRY_LEN as u8])?;
+    w.put(&hb.epoch.to_be_bytes())?;
+    w.put(&hb.seq.to_be_bytes())?;
+    w.put(&hb.echo_seq.to_be_bytes())?;
+    w.put(&hb.echo_hold_us.to_be_bytes())?;
+    w.put(&[hb.node.len() as u8])?;
+    w.put(hb.node.as_bytes())?;
+    w.put(&[hb.priority, hb.health])?;
+    w.put(&hb.health_reasons.to_be_bytes())?;
+    w.put(&[hb.peer_link])?;
+    w.put(&hb.page.to_be_bytes())?;
+    w.put(&hb.pages.to_be_bytes())?;
+    w.put(&(hb.gateways.len() as u16).to_be_bytes())?;
+    for g in &hb.gateways {
+        w.put(&[g.kind, g.state])?;
+        w.put(&g.id.to_be_bytes())?;
+        w.put(&g.mac)?;
+        for v in [g.up_delay_ms, g.ipv4_digest, g.ipv6_digest, g.arp, g.nd] {
+            w.put(&v.to_be_bytes())?;
+        }
+    }
+    let len = w.pos;
+    let total = u16::try_from(len + MAC_LEN).ok()?;
+    out[8..10].copy_from_slice(&total.to_be_bytes());
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn sample() -> Heartbeat {
+        let mut hb = Heartbeat {
+            key_id: 0xab,
+            epoch: 1_700_000_000_000,
+            seq: 7,
+            echo_seq: 42,
+            echo_hold_us: 3,
+            priority: 100,
+            peer_link: 1,
+            page: 0,
+            pages: 1,
+            ..Default::default()
+        };
+        hb.node.push_str("leaf1a").unwrap();
+        hb.gateways
+            .push(GwEntry {
+                kind: 1,
+                state: 2,
+                id: 10,
+                mac: [0, 0, 0x5e, 0, 1, 1],
+                up_delay_ms: 1000,
+                ipv4_digest: 0x01020304,
+                ipv6_digest: 0x05060708,
+                arp: 120,
+                nd: 40,
+            })
+            .unwrap();
+        hb
+    }
+
+    #[test]
+    fn golden_bytes() {
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&sample(), &mut buf).unwrap();
+        let expected: &[u8] = &[
+            b'D', b'A', b'G', b'W', 1, 1, 0, 40, 0, 124, 0xab, 32, // header start
+            0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00, // epoch
+            0, 0, 0, 0, 0, 0, 0, 7, // seq
+            0, 0, 0, 0, 0, 0, 0, 42, // echo ts
+            0, 0, 0, 3, // echo hold
+            6, b'l', b'e', b'a', b'f', b'1', b'a', // name
+            100, 0, 0, 0, 0, 0, 1, // priority, health, reasons, peer-link
+            0, 0, 0, 1, 0, 1, // page, pages, count
+            1, 2, 0, 0, 0, 10, 0, 0, 0x5e, 0, 1, 1, // kind state id mac
+            0, 0, 0x03, 0xe8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 120, 0, 0, 0, 40,
+        ];
+        assert_eq!(&buf[..n], expected);
+        assert_eq!(n + MAC_LEN, 124);
+        assert_eq!(decode(&buf[..n]).unwrap(), sample());
+    }
+
+    #[test]
+    fn unknown_extensions_and_longer_entries_are_skipped() {
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&sample(), &mut buf).unwrap();
+        let mut v = buf[..n].to_vec();
+        v.extend_from_slice(&[0, 99, 0, 2, 0xde, 0xad]);
+        assert_eq!(decode(&v).unwrap(), sample());
+        v.truncate(n);
+        v.push(0); // a dangling extension header
+        assert_eq!(decode(&v), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_newer_version_is_reported() {
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&sample(), &mut buf).unwrap();
+        buf[4] = 2;
+        assert_eq!(decode(&buf[..n]), Err(DecodeError::Version(2)));
+    }
+
+    fn arb_entry() -> impl Strategy<Value = GwEntry> {
+        (
+            1u8..=2,
+            0u8..=2,
+            any::<u32>(),
+            any::<[u8; 6]>(),
+            any::<[u32; 5]>(),
+        )
+            .prop_map(|(kind, state, id, mac, v)| GwEntry {
+                kind,
+                state,
+                id,
+                mac,
+                up_delay_ms: v[0],
+                ipv4_digest: v[1],
+                ipv6_digest: v[2],
+                arp: v[3],
+                nd: v[4],
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(
+            name in "[a-z0-9-]{0,64}",
+            nums in any::<(u64, u64, u64, u32, u8, u8, u32, u8)>(),
+            entries in proptest::collection::vec(arb_entry(), 0..MAX_ENTRIES),
+        ) {
+            let mut hb = Heartbeat { epoch: nums.0, seq: nums.1, echo_seq: nums.2, echo_hold_us: nums.3,
+                priority: nums.4, health: nums.5, health_reasons: nums.6, peer_link: nums.7, page: 0, pages: 1, ..Default::default() };
+            hb.node.push_str(&name).unwrap();
+            for e in entries { hb.gateways.push(e).unwrap(); }
+            let mut buf = [0u8; MAX_PACKET];
+            let n = encode(&hb, &mut buf).unwrap();
+            prop_assert_eq!(decode(&buf[..n]).unwrap(), hb);
+            let (signed, _) = split_mac(&buf[..n + MAC_LEN]).unwrap();
+            prop_assert_eq!(signed.len(), n);
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode(&bytes);
+            let _ = split_mac(&bytes);
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(pos in 0usize..127, val in any::<u8>()) {
+            let mut buf = [0u8; MAX_PACKET];
+            let n = encode(&sample(), &mut buf).unwrap();
+            buf[pos % n] = val;
+            let _ = decode(&buf[..n]);
+        }
+    }
+}
