@@ -31,7 +31,10 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 const BIN: &str = env!("CARGO_BIN_EXE_dagw");
 
 fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().expect("spawn");
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .expect("spawn");
     assert!(st.success(), "{args:?} failed");
 }
 
@@ -48,7 +51,10 @@ fn batch(ns: &str, tool: &str, script: &str) -> Duration {
 struct Ns(String);
 impl Ns {
     fn new(name: &str, bridges: usize) -> Ns {
-        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
         sh(&["ip", "netns", "add", name]);
         let mut s = String::new();
         for i in 1..=bridges {
@@ -92,7 +98,10 @@ fn floor_script(n: usize) -> (String, String) {
     let mut ip = String::new();
     let mut br = String::new();
     for i in 1..=n {
-        let _ = writeln!(ip, "link add gw{i} link br{i} address 00:00:5e:00:01:01 type macvlan mode private");
+        let _ = writeln!(
+            ip,
+            "link add gw{i} link br{i} address 00:00:5e:00:01:01 type macvlan mode private"
+        );
         let _ = writeln!(ip, "link set gw{i} addrgenmode none");
         let _ = writeln!(ip, "link set gw{i} up");
         let _ = writeln!(ip, "addr add {}/28 dev gw{i}", v4(i));
@@ -136,12 +145,20 @@ fn start_agent(ns: &str, n: usize) -> Agent {
             break;
         }
     }
-    Agent { child, _dir: dir, ready_after: t.elapsed() }
+    Agent {
+        child,
+        _dir: dir,
+        ready_after: t.elapsed(),
+    }
 }
 
 fn rss_kb(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn ctx_switches(pid: u32) -> u64 {
@@ -160,6 +177,29 @@ fn ctx_switches(pid: u32) -> u64 {
     total
 }
 
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// After READY the daemon still digests the kernel's events of its own start-up
+/// work; measure latency only once it is idle (CPU time flat for 1 s, bounded).
+fn wait_idle(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = cpu_ticks(pid);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = cpu_ticks(pid);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -170,9 +210,13 @@ fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
     events.bind_auto().unwrap();
-    events.add_membership(dagw::netlink::RTNLGRP_IPV4_IFADDR).unwrap();
+    events
+        .add_membership(dagw::netlink::RTNLGRP_IPV4_IFADDR)
+        .unwrap();
     let mut req = RequestSocket::open().unwrap();
-    let links = req.dump(R::GetLink(Default::default()), &|| "links".into()).unwrap();
+    let links = req
+        .dump(R::GetLink(Default::default()), &|| "links".into())
+        .unwrap();
     let mut index = std::collections::HashMap::new();
     for m in &links {
         if let Some(KernelEvent::Link(l)) = dagw::netlink::decode::decode(m) {
@@ -189,14 +233,16 @@ fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
         m.header.index = ifindex;
         m.header.prefix_len = 28;
         m.attributes.push(AddressAttribute::Local(ip));
-        req.request(R::DelAddress(m), 0, &|| "delete".into()).unwrap();
+        req.request(R::DelAddress(m), 0, &|| "delete".into())
+            .unwrap();
         let t = Instant::now();
         'wait: loop {
             buf.clear();
             events.recv(&mut buf, 0).unwrap();
             for msg in split(&buf).into_iter().flatten() {
                 if let NetlinkPayload::InnerMessage(inner) = &msg.payload
-                    && let Some(KernelEvent::AddrAdded(idx, Addr { ip: got, .. }, _)) = dagw::netlink::decode::decode(inner)
+                    && let Some(KernelEvent::AddrAdded(idx, Addr { ip: got, .. }, _)) =
+                        dagw::netlink::decode::decode(inner)
                     && idx == ifindex
                     && got == ip
                 {
@@ -223,8 +269,13 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 100, 1000, 4094]);
-    println!("(a) start-up reconcile: dagw (start -> READY) vs ip -batch + bridge -batch, same kernel work");
-    println!("{:>6} {:>12} {:>12} {:>7}", "gws", "dagw", "ip -batch", "ratio");
+    println!(
+        "(a) start-up reconcile: dagw (start -> READY) vs ip -batch + bridge -batch, same kernel work"
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>7}",
+        "gws", "dagw", "ip -batch", "ratio"
+    );
     let mut rss_4094 = None;
     for &n in &sizes {
         let floor = {
@@ -238,11 +289,17 @@ fn main() {
             rss_4094 = Some(rss_kb(agent.child.id()));
         }
         let ratio = agent.ready_after.as_secs_f64() / floor.as_secs_f64();
-        println!("{n:>6} {:>10.3} s {:>10.3} s {ratio:>6.2}x", agent.ready_after.as_secs_f64(), floor.as_secs_f64());
+        println!(
+            "{n:>6} {:>10.3} s {:>10.3} s {ratio:>6.2}x",
+            agent.ready_after.as_secs_f64(),
+            floor.as_secs_f64()
+        );
         if n == *sizes.iter().max().unwrap() {
+            wait_idle(agent.child.id());
             if n >= 1000 {
                 // (b) on this daemon: 1000 deletions, one per gateway
-                let mut lat = std::thread::scope(|s| s.spawn(|| drift_latency(&ns.0, 1000)).join().unwrap());
+                let mut lat =
+                    std::thread::scope(|s| s.spawn(|| drift_latency(&ns.0, 1000)).join().unwrap());
                 lat.sort();
                 println!(
                     "(b) drift correction latency over {} address deletions: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
@@ -258,18 +315,32 @@ fn main() {
             let c0 = ctx_switches(pid);
             std::thread::sleep(Duration::from_secs(30));
             let c1 = ctx_switches(pid);
-            println!("(e) idle wake-ups over 30 s with {n} gateways (no watchdog): {}", c1 - c0);
+            println!(
+                "(e) idle wake-ups over 30 s with {n} gateways (no watchdog): {}",
+                c1 - c0
+            );
         }
         drop(agent);
     }
     if let Some(kb) = rss_4094 {
-        println!("(c) daemon RSS with 4094 gateways: {:.1} MB", kb as f64 / 1024.0);
+        println!(
+            "(c) daemon RSS with 4094 gateways: {:.1} MB",
+            kb as f64 / 1024.0
+        );
     }
     let stripped = std::env::temp_dir().join("dagw-stripped");
     std::fs::copy(BIN, &stripped).unwrap();
     sh(&["strip", stripped.to_str().unwrap()]);
     let size = std::fs::metadata(&stripped).unwrap().len();
-    println!("(d) stripped binary ({}): {:.2} MB", if cfg!(debug_assertions) { "debug" } else { "release" }, size as f64 / 1048576.0);
+    println!(
+        "(d) stripped binary ({}): {:.2} MB",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        size as f64 / 1048576.0
+    );
     let _ = std::fs::remove_file(stripped);
     let _ = std::io::stdout().flush();
 }

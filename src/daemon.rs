@@ -136,11 +136,20 @@ impl Daemon {
     fn dump(&mut self) -> Result<(), NetlinkError> {
         let mut view = KernelView::default();
         let sock = self.exec.socket();
-        let mut msgs = sock.dump(R::GetLink(LinkMessage::default()), &|| "dump links".into())?;
+        let mut fold = |m: R| {
+            if let Some(ev) = decode::decode(&m) {
+                view.apply(ev);
+            }
+        };
+        sock.dump_each(
+            R::GetLink(LinkMessage::default()),
+            &|| "dump links".into(),
+            &mut fold,
+        )?;
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut m = AddressMessage::default();
             m.header.family = family;
-            msgs.extend(sock.dump(R::GetAddress(m), &|| "dump addresses".into())?);
+            sock.dump_each(R::GetAddress(m), &|| "dump addresses".into(), &mut fold)?;
         }
         for family in [
             AddressFamily::Inet,
@@ -149,12 +158,7 @@ impl Daemon {
         ] {
             let mut m = NeighbourMessage::default();
             m.header.family = family;
-            msgs.extend(sock.dump(R::GetNeighbour(m), &|| "dump neighbours".into())?);
-        }
-        for m in &msgs {
-            if let Some(ev) = decode::decode(m) {
-                view.apply(ev);
-            }
+            sock.dump_each(R::GetNeighbour(m), &|| "dump neighbours".into(), &mut fold)?;
         }
         self.view = view;
         Ok(())
@@ -259,7 +263,10 @@ impl Daemon {
                         Kind::State,
                         ids::STALE_REMOVED,
                         name,
-                        format!("removed what no gateway needs any more: {}", a.describe(&self.view)),
+                        format!(
+                            "removed what no gateway needs any more: {}",
+                            a.describe(&self.view)
+                        ),
                     ));
                 }
                 Err(e) => self.emit(Notice::new(
@@ -378,7 +385,12 @@ impl Daemon {
             Kind::State,
             ids::GATEWAY_STATE,
             g.cfg.name.clone(),
-            format!("gateway {} {} -> {}", g.cfg.name, describe(before), describe(new)),
+            format!(
+                "gateway {} {} -> {}",
+                g.cfg.name,
+                describe(before),
+                describe(new)
+            ),
         )
         .with("from", before.name())
         .with("state", new.name())

@@ -94,7 +94,9 @@ impl RequestSocket {
         let seq = self.next_seq();
         let bytes = encode(msg, flags | NLM_F_REQUEST | NLM_F_ACK, seq);
         self.sock.send(&bytes, 0).map_err(NetlinkError::Socket)?;
-        self.collect(seq, false, what)
+        let mut out = Vec::new();
+        self.receive(seq, false, what, &mut |m| out.push(m))?;
+        Ok(out)
     }
 
     /// Dump a table.
@@ -103,19 +105,32 @@ impl RequestSocket {
         msg: RouteNetlinkMessage,
         what: &dyn Fn() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let mut out = Vec::new();
+        self.dump_each(msg, what, &mut |m| out.push(m))?;
+        Ok(out)
+    }
+
+    /// Dump a table, handing each message to `each` as it arrives, so a dump of
+    /// thousands of links never sits in memory whole.
+    pub fn dump_each(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &dyn Fn() -> String,
+        each: &mut dyn FnMut(RouteNetlinkMessage),
+    ) -> Result<(), NetlinkError> {
         let seq = self.next_seq();
         let bytes = encode(msg, NLM_F_REQUEST | NLM_F_DUMP, seq);
         self.sock.send(&bytes, 0).map_err(NetlinkError::Socket)?;
-        self.collect(seq, true, what)
+        self.receive(seq, true, what, each)
     }
 
-    fn collect(
+    fn receive(
         &mut self,
         seq: u32,
         dump: bool,
         what: &dyn Fn() -> String,
-    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
-        let mut out = Vec::new();
+        each: &mut dyn FnMut(RouteNetlinkMessage),
+    ) -> Result<(), NetlinkError> {
         loop {
             self.buf.clear();
             match self.sock.recv(&mut self.buf, 0) {
@@ -142,15 +157,15 @@ impl RequestSocket {
                 match m.payload {
                     NetlinkPayload::Error(err) => {
                         return match err.code {
-                            None => Ok(out),
+                            None => Ok(()),
                             Some(code) => Err(NetlinkError::Refused {
                                 what: what(),
                                 source: io::Error::from_raw_os_error(-code.get()),
                             }),
                         };
                     }
-                    NetlinkPayload::Done(_) if dump => return Ok(out),
-                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
+                    NetlinkPayload::Done(_) if dump => return Ok(()),
+                    NetlinkPayload::InnerMessage(inner) => each(inner),
                     _ => {}
                 }
             }
