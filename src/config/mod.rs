@@ -6,7 +6,7 @@
 //!
 //! Stages: `parse` (text → spanned draft, per-value checks and defaults),
 //! `validate` (whole-file rules, then the typed `Config`), and, in [`load`] only,
-//! the checks that need the file system (the peer key file). [`parse_str`] is
+//! the checks that need the file system (the peer key files). [`parse_str`] is
 //! pure: the hostname default comes in through [`LoadContext`].
 
 pub mod diag;
@@ -21,7 +21,7 @@ pub use parse::{MAX_FILE_BYTES, MAX_GATEWAYS, known_keys};
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use diag::LineIndex;
@@ -160,22 +160,23 @@ struct Checked {
     diags: Vec<Diagnostic>,
     /// The configured key file and where to report about it (line, col).
     key_file: Option<(PathBuf, (usize, usize))>,
+    /// The same for `previous_key_file`, when written.
+    previous_key_file: Option<(PathBuf, (usize, usize))>,
 }
 
 fn check_text(text: &str, ctx: &LoadContext) -> Checked {
     let mut sink = Sink::new(text);
     let draft = parse::parse(text, &ctx.hostname, &mut sink);
-    let key_file = draft.as_ref().and_then(|d| {
-        d.peer
-            .as_ref()
-            .and_then(|p| p.key_file.as_ref())
-            .map(|k| (k.v.clone(), sink.pos(k.at)))
-    });
+    let peer = draft.as_ref().and_then(|d| d.peer.as_ref());
+    let located = |k: &parse::At<PathBuf>| (k.v.clone(), sink.pos(k.at));
+    let key_file = peer.and_then(|p| p.key_file.as_ref()).map(located);
+    let previous_key_file = peer.and_then(|p| p.previous_key_file.as_ref()).map(located);
     let config = draft.and_then(|d| validate::validate(d, &mut sink));
     Checked {
         config,
         diags: sink.diags,
         key_file,
+        previous_key_file,
     }
 }
 
@@ -269,26 +270,84 @@ pub fn load_with(path: &Path, ctx: &LoadContext) -> Result<(Config, Vec<Diagnost
         }
     };
     let mut c = check_text(&text, ctx);
-    if let Some((key_file, (line, col))) = c.key_file {
-        let resolved = match path.parent() {
-            Some(dir) if key_file.is_relative() => dir.join(&key_file),
-            _ => key_file,
+    let resolve = |p: &Path| match path.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    };
+    let mut key = None;
+    if let Some((key_file, (line, col))) = &c.key_file {
+        let resolved = resolve(key_file);
+        check_key_file(&resolved, "peer.key_file", (*line, *col), &mut c.diags);
+        if let Some(peer) = c.config.as_mut().and_then(|cfg| cfg.peer.as_mut()) {
+            peer.key_file = resolved.clone();
+        }
+        key = Some((key_file, resolved));
+    }
+    if let Some((prev_file, (line, col))) = &c.previous_key_file {
+        let resolved = resolve(prev_file);
+        let diag = |message: String, allowed: &str| Diagnostic {
+            severity: Severity::Error,
+            line: *line,
+            col: *col,
+            key: "peer.previous_key_file".into(),
+            message,
+            allowed: Some(allowed.into()),
         };
-        if let Err(e) = read_key_file(&resolved) {
-            c.diags.push(Diagnostic {
-                severity: Severity::Error,
-                line,
-                col,
-                key: "peer.key_file".into(),
-                message: e.to_string(),
-                allowed: Some(e.allowed().into()),
-            });
+        match &key {
+            // Equal as written: already reported by `validate`.
+            Some((key_file, _)) if *key_file == prev_file => {}
+            Some((_, key_resolved)) if same_file(key_resolved, &resolved) => {
+                c.diags.push(diag(
+                    format!(
+                        "{} is the same file as peer.key_file {}; the previous key must be a different file",
+                        resolved.display(),
+                        key_resolved.display()
+                    ),
+                    "the old key's file, different from key_file",
+                ));
+            }
+            _ => check_key_file(
+                &resolved,
+                "peer.previous_key_file",
+                (*line, *col),
+                &mut c.diags,
+            ),
         }
         if let Some(peer) = c.config.as_mut().and_then(|cfg| cfg.peer.as_mut()) {
-            peer.key_file = resolved;
+            peer.previous_key_file = Some(resolved);
         }
     }
     finish(c.config, c.diags).map_err(LoadFailure::Invalid)
+}
+
+/// [`read_key_file`] as a diagnostic on `key` at `(line, col)`.
+fn check_key_file(
+    path: &Path,
+    key: &str,
+    (line, col): (usize, usize),
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Err(e) = read_key_file(path) {
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            line,
+            col,
+            key: key.into(),
+            message: e.to_string(),
+            allowed: Some(e.allowed().into()),
+        });
+    }
+}
+
+/// Whether two paths name one file: equal, or the same inode (links, `./`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct Peer {
     pub interval: Duration,
     pub multiplier: u32,
     pub key_file: PathBuf,
+    /// A second key accepted (verify only) during a key changeover.
+    pub previous_key_file: Option<PathBuf>,
     pub priority: u32,
     pub peer_link: Option<String>,
     /// Hold the backup's mismatched gateways down (vendor "error-down").

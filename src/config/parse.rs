@@ -61,6 +61,7 @@ const PEER_KEYS: &[&str] = &[
     "interval",
     "multiplier",
     "key_file",
+    "previous_key_file",
     "priority",
     "peer_link",
     "strict",
@@ -142,6 +143,9 @@ pub(crate) struct PeerDraft {
     /// None when the written value was unusable (already reported), so that
     /// `load` does not go on to complain about the default file.
     pub key_file: Option<At<PathBuf>>,
+    /// The old key accepted during a key changeover; None when not written
+    /// or unusable (already reported).
+    pub previous_key_file: Option<At<PathBuf>>,
     pub priority: u32,
     pub peer_link: Option<At<String>>,
     pub strict: bool,
@@ -730,6 +734,7 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
             s.header,
             s.key("key_file"),
         )),
+        previous_key_file: None,
         priority: DEFAULT_PRIORITY,
         peer_link: None,
         strict: false,
@@ -780,19 +785,11 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
         peer.priority = p as u32;
     }
     if let Some(f) = s.get("key_file") {
-        peer.key_file = match get_str(sink, f) {
-            Some(v) if !v.is_empty() && !v.contains('\0') => Some(At::given(PathBuf::from(v), f)),
-            Some(_) => {
-                sink.err(
-                    f.at,
-                    &f.key,
-                    "key_file must name a file",
-                    Some("a path, e.g. \"/etc/dagw/peer.key\""),
-                );
-                None
-            }
-            None => None,
-        };
+        peer.key_file = get_key_path(sink, f, "key_file", "/etc/dagw/peer.key");
+    }
+    if let Some(f) = s.get("previous_key_file") {
+        peer.previous_key_file =
+            get_key_path(sink, f, "previous_key_file", "/etc/dagw/peer.key.old");
     }
     if let Some(f) = s.get("peer_link") {
         peer.peer_link = get_netdev(sink, f).map(|n| At::given(n, f));
@@ -803,6 +800,28 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
         peer.strict = b;
     }
     Some(peer)
+}
+
+/// A key file path: a non-empty string without NUL; None (reported) otherwise.
+fn get_key_path(
+    sink: &mut Sink<'_>,
+    f: &Field<'_>,
+    name: &str,
+    example: &str,
+) -> Option<At<PathBuf>> {
+    match get_str(sink, f) {
+        Some(v) if !v.is_empty() && !v.contains('\0') => Some(At::given(PathBuf::from(v), f)),
+        Some(_) => {
+            sink.err(
+                f.at,
+                &f.key,
+                format!("{name} must name a file"),
+                Some(&format!("a path, e.g. \"{example}\"")),
+            );
+            None
+        }
+        None => None,
+    }
 }
 
 fn parse_mlag(sink: &mut Sink<'_>, mf: Option<&Field<'_>>) -> MlagDraft {

@@ -1011,3 +1011,105 @@ fn an_empty_ipv6_list_is_fine_on_a_platform_without_ipv6() {
         gw("ipv6 = []\n")
     ));
 }
+
+#[test]
+fn previous_key_file_is_optional_and_must_differ_from_key_file() {
+    let p = |extra: &str| format!("{GW}{PEER}{extra}\n");
+    let (c, _) = ok(&p(""));
+    assert_eq!(c.peer.unwrap().previous_key_file, None);
+    let (c, _) = ok(&p("previous_key_file = \"/etc/dagw/peer.key.old\""));
+    assert_eq!(
+        c.peer.unwrap().previous_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/dagw/peer.key.old"))
+    );
+    err_at(&p("previous_key_file = \"\""), "peer.previous_key_file");
+    err_at(&p("previous_key_file = 3"), "peer.previous_key_file");
+    // Same as the written key_file, or as the defaulted one.
+    let d = err_at(
+        &p("key_file = \"/k\"\nprevious_key_file = \"/k\""),
+        "peer.previous_key_file",
+    );
+    assert_eq!(pos(&d), (9, 21));
+    let d = err_at(
+        &p("previous_key_file = \"/etc/dagw/peer.key\""),
+        "peer.previous_key_file",
+    );
+    assert!(d.message.contains("(default)"), "{d:?}");
+}
+
+#[test]
+fn load_checks_the_previous_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ctx();
+    let key = write_key(dir.path(), "peer.key", b"0123456789abcdef0123\n", 0o600);
+    let old = write_key(dir.path(), "peer.key.old", b"fedcba9876543210\n", 0o400);
+    let conf = write_conf(
+        dir.path(),
+        "key_file = \"peer.key\"\nprevious_key_file = \"peer.key.old\"",
+    );
+    let (cfg, w) = load_with(&conf, &c).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let peer = cfg.peer.unwrap();
+    assert_eq!(peer.key_file, key);
+    // Relative to the config file, like key_file.
+    assert_eq!(peer.previous_key_file.as_deref(), Some(old.as_path()));
+
+    // Checked like key_file, reported on its own key and position.
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let Err(LoadFailure::Invalid(d)) = load_with(&conf, &c) else {
+        panic!("0644 previous key accepted")
+    };
+    assert!(!d.iter().any(|d| d.key == "peer.key_file"), "{d:?}");
+    let e = d
+        .iter()
+        .find(|d| d.key == "peer.previous_key_file")
+        .unwrap();
+    assert_eq!((e.line, e.col), (10, 21));
+    assert!(e.message.contains("chmod 600"), "{e:?}");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (body, what) in [
+        (&b"short\n"[..], "too short"),
+        (&[b'x'; 70_000][..], "too large"),
+    ] {
+        std::fs::write(&old, body).unwrap();
+        let Err(LoadFailure::Invalid(d)) = load_with(&conf, &c) else {
+            panic!("{what} previous key accepted")
+        };
+        assert!(d.iter().any(|d| d.key == "peer.previous_key_file"), "{d:?}");
+    }
+    std::fs::remove_file(&old).unwrap();
+    let Err(LoadFailure::Invalid(d)) = load_with(&conf, &c) else {
+        panic!("missing previous key accepted")
+    };
+    assert!(d.iter().any(|d| d.key == "peer.previous_key_file"), "{d:?}");
+    let conf_dir = write_conf(
+        dir.path(),
+        "key_file = \"peer.key\"\nprevious_key_file = \".\"",
+    );
+    let Err(LoadFailure::Invalid(d)) = load_with(&conf_dir, &c) else {
+        panic!("directory as previous key accepted")
+    };
+    assert!(d.iter().any(|d| d.key == "peer.previous_key_file"), "{d:?}");
+
+    // The same file as key_file, spelt the same or differently: one error.
+    for line in [
+        "key_file = \"peer.key\"\nprevious_key_file = \"peer.key\"".to_string(),
+        format!(
+            "key_file = \"peer.key\"\nprevious_key_file = \"{}\"",
+            key.display()
+        ),
+        "key_file = \"peer.key\"\nprevious_key_file = \"./peer.key\"".to_string(),
+    ] {
+        let conf = write_conf(dir.path(), &line);
+        let Err(LoadFailure::Invalid(d)) = load_with(&conf, &c) else {
+            panic!("previous key = key accepted: {line}")
+        };
+        let on_key: Vec<_> = d
+            .iter()
+            .filter(|d| d.key == "peer.previous_key_file")
+            .collect();
+        assert_eq!(on_key.len(), 1, "{line}: {d:?}");
+        assert_eq!((on_key[0].line, on_key[0].col), (10, 21), "{line}");
+        assert!(on_key[0].message.contains("key_file"), "{d:?}");
+    }
+}

@@ -212,6 +212,20 @@ fn check_names_do_not_clash(d: &Draft, sink: &mut Sink<'_>) {
 
 fn check_peer(d: &Draft, sink: &mut Sink<'_>) {
     let Some(p) = &d.peer else { return };
+    if let (Some(key), Some(prev)) = (&p.key_file, &p.previous_key_file)
+        && key.v == prev.v
+    {
+        sink.err(
+            prev.at,
+            &prev.key,
+            format!(
+                "{} is also peer.key_file{}; the previous key must be a different file",
+                prev.v.display(),
+                dflt(key)
+            ),
+            Some("the old key's file, different from key_file"),
+        );
+    }
     let (Some(local), Some(address)) = (&p.local, &p.address) else {
         return;
     };
@@ -382,6 +396,7 @@ fn build(
             interval: p.interval,
             multiplier: p.multiplier,
             key_file: p.key_file?.v,
+            previous_key_file: p.previous_key_file.map(|k| k.v),
             priority: p.priority,
             peer_link: p.peer_link.map(|l| l.v),
             strict: p.strict,

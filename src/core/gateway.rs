@@ -25,6 +25,8 @@ pub enum DownReason {
 pub enum HoldReason {
     /// Static `up_delay` after the SVI came up.
     UpDelay,
+    /// The peer-link recovered: the backup re-applies its up-delay (seed step 5).
+    PeerLinkRecovery,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,10 @@ impl GwState {
                 reason: HoldReason::UpDelay,
                 ..
             } => Some("up-delay"),
+            GwState::Holding {
+                reason: HoldReason::PeerLinkRecovery,
+                ..
+            } => Some("peer-link-recovery"),
             GwState::Up => None,
         }
     }
@@ -77,6 +83,9 @@ impl Svi {
 pub struct GatewayMachine {
     pub state: GwState,
     pub up_delay: Duration,
+    /// Strict consistency: the backup keeps a gateway whose configuration
+    /// differs from the peer's down (the vendor's error-down) until fixed.
+    pub mismatch_hold: bool,
 }
 
 impl GatewayMachine {
@@ -84,6 +93,7 @@ impl GatewayMachine {
         GatewayMachine {
             state: GwState::Down(DownReason::NoInterface),
             up_delay,
+            mismatch_hold: false,
         }
     }
 
@@ -118,6 +128,29 @@ impl GatewayMachine {
         }
     }
 
+    /// Seed: "When an M-LAG member device or the peer-link recovers from a
+    /// fault, a large number of ARP entries need to be synchronized in a
+    /// batch": hold a serving gateway again for its up-delay.
+    pub fn rehold(&mut self, reason: HoldReason, now: Instant) -> Option<GwState> {
+        if matches!(self.state, GwState::Down(_)) || self.up_delay.is_zero() {
+            return None;
+        }
+        self.state = GwState::Holding {
+            until: now + self.up_delay,
+            reason,
+        };
+        Some(self.state)
+    }
+
+    /// (state, reason) as status shows them, a strict-mode hold included.
+    pub fn shown(&self) -> (&'static str, Option<&'static str>) {
+        if self.mismatch_hold && self.state == GwState::Up {
+            ("holding", Some("mismatch"))
+        } else {
+            (self.state.name(), self.state.reason())
+        }
+    }
+
     /// Time passes: a hold that has run out ends.
     pub fn tick(&mut self, now: Instant) -> Option<GwState> {
         match self.state {
@@ -142,7 +175,7 @@ impl GatewayMachine {
 
     /// Only an `up` gateway may answer ARP/ND and route.
     pub fn wants_protodown(&self) -> bool {
-        self.state != GwState::Up
+        self.state != GwState::Up || self.mismatch_hold
     }
 }
 

@@ -33,12 +33,14 @@ impl HoldMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberHoldReason {
     MemberUpDelay,
+    PeerLinkRecovery,
 }
 
 impl MemberHoldReason {
     pub fn as_str(self) -> &'static str {
         match self {
             MemberHoldReason::MemberUpDelay => "member-up-delay",
+            MemberHoldReason::PeerLinkRecovery => "peer-link-recovery",
         }
     }
 }
@@ -55,6 +57,9 @@ pub struct MemberRecord {
 pub struct MemberMachine {
     pub name: String,
     pub hold: Option<(Instant, MemberHoldReason)>,
+    /// Split-brain (peer-link down, peer alive): the backup keeps its members
+    /// down for as long as it lasts, so servers use the master only.
+    pub split_brain: bool,
     pub record: MemberRecord,
 }
 
@@ -63,6 +68,7 @@ impl MemberMachine {
         MemberMachine {
             name: name.to_string(),
             hold: None,
+            split_brain: false,
             record: MemberRecord {
                 method: HoldMethod::Protodown,
                 downed_by_dagw: false,
@@ -91,9 +97,21 @@ impl MemberMachine {
         self.hold.map(|(d, _)| d)
     }
 
+    pub fn held(&self) -> bool {
+        self.hold.is_some() || self.split_brain
+    }
+
+    pub fn reason(&self) -> Option<&'static str> {
+        if self.split_brain {
+            Some("split-brain")
+        } else {
+            self.hold.map(|(_, r)| r.as_str())
+        }
+    }
+
     /// down | holding | up, as status shows it.
     pub fn state(&self, view: &KernelView) -> &'static str {
-        if self.hold.is_some() {
+        if self.held() {
             return "holding";
         }
         match view.link_by_name(&self.name) {
@@ -116,7 +134,7 @@ impl MemberMachine {
         let ours = link.protodown_reason & DAGW_PROTODOWN_REASON != 0;
         let others = link.protodown_reason & !DAGW_PROTODOWN_REASON != 0;
         let mut out = Vec::new();
-        match (self.hold.is_some(), self.record.method) {
+        match (self.held(), self.record.method) {
             (true, HoldMethod::Protodown) => {
                 if !ours || !link.protodown {
                     out.push(Action::Protodown {

@@ -310,7 +310,7 @@ pub fn compare(local: &[(String, GwEntry)], peer: &BTreeMap<(u8, u32), GwEntry>)
             });
         }
     }
-    for ((kind, id), _) in peer {
+    for (kind, id) in peer.keys() {
         if !local.iter().any(|(_, l)| l.kind == *kind && l.id == *id) {
             let name = format!("{}{id}", if *kind == 1 { "vlanif" } else { "vbdif" });
             out.push(Mismatch {

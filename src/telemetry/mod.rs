@@ -38,6 +38,15 @@ pub mod ids {
     pub const CONFIG_REJECTED: &str = "config-rejected";
     pub const STALE_REMOVED: &str = "stale-removed";
     pub const STARTED: &str = "started";
+    pub const PEER_UP: &str = "peer-up";
+    pub const PEER_DOWN: &str = "peer-down";
+    pub const PEER_AUTH_FAILED: &str = "peer-auth-failed";
+    pub const PEER_PACKET_DROPPED: &str = "peer-packet-dropped";
+    pub const PEER_MISMATCH: &str = "peer-mismatch";
+    pub const PEER_CONSISTENT: &str = "peer-consistent";
+    pub const ROLE: &str = "role";
+    pub const SPLIT_BRAIN: &str = "split-brain";
+    pub const PEER_LINK_RECOVERY: &str = "peer-link-recovery";
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,8 @@ use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::NeighbourMessage;
 use tokio::sync::{mpsc, oneshot};
 
+mod peering;
+
 use crate::config::{self, Config, Diagnostic, Gateway};
 use crate::control::{self, Request};
 use crate::core::action::Action;
@@ -53,6 +55,8 @@ pub enum DaemonError {
     },
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Peer(#[from] peering::PeerSetupError),
 }
 
 struct GwRuntime {
@@ -77,6 +81,7 @@ pub struct Daemon {
     version: String,
     /// Interface/device names → gateways that depend on them.
     by_name: HashMap<String, Vec<usize>>,
+    peer: Option<peering::PeerRuntime>,
 }
 
 fn runtime(cfg: &Gateway) -> GwRuntime {
@@ -110,7 +115,16 @@ impl Daemon {
             telemetry: Telemetry::new(),
             version,
             by_name: HashMap::new(),
+            peer: None,
         };
+        if let Some(p) = &d.cfg.peer {
+            d.peer = Some(peering::PeerRuntime::new(
+                p,
+                &d.cfg.node.name,
+                unix_ms(),
+                Instant::now(),
+            )?);
+        }
         d.index_names();
         Ok(d)
     }
@@ -507,11 +521,14 @@ impl Daemon {
     fn on_events(&mut self, events: Vec<KernelEvent>, now: Instant) {
         let mut dirty = BTreeSet::new();
         let mut members_dirty = false;
+        let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
+        let mut peer_link_dirty = false;
         for ev in events {
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
                 members_dirty |= self.cfg.mlag.members.contains(&l.name);
+                peer_link_dirty |= peer_link.as_ref() == Some(&l.name);
             }
             if let KernelEvent::LinkGone(i) = &ev {
                 members_dirty |= self
@@ -528,6 +545,15 @@ impl Daemon {
         if members_dirty {
             self.reconcile_members(now);
         }
+        if peer_link_dirty
+            || peer_link.is_some()
+                && !self
+                    .view
+                    .by_name
+                    .contains_key(peer_link.as_deref().unwrap_or_default())
+        {
+            self.on_peer_link_event(now);
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -537,10 +563,11 @@ impl Daemon {
             .flat_map(|g| [g.machine.deadline(), g.retry_at])
             .flatten();
         let m = self.members.iter().filter_map(|m| m.deadline());
-        g.chain(m).min()
+        g.chain(m).chain(self.peer_deadline()).min()
     }
 
     fn on_timer(&mut self, now: Instant) {
+        self.on_peer_tick(now);
         for i in 0..self.gateways.len() {
             let due = self.gateways[i]
                 .machine
@@ -646,6 +673,7 @@ impl Daemon {
             }
         }
         self.members = kept;
+        self.update_peer(&new, now);
         self.cfg = new;
         self.index_names();
         self.remove_stale();
@@ -706,6 +734,7 @@ impl Daemon {
                 let (arp, nd) = dev
                     .map(|d| self.view.neigh_counts(d.index))
                     .unwrap_or_default();
+                let peer_counts = self.peer_counts(&g.cfg);
                 GatewayStatus {
                     name: g.cfg.name.clone(),
                     kind: g.cfg.kind.kind_str().into(),
@@ -716,17 +745,17 @@ impl Daemon {
                     ipv4: g.cfg.ipv4.iter().map(|p| p.to_string()).collect(),
                     ipv6: g.cfg.ipv6.iter().map(|p| p.to_string()).collect(),
                     link_local: g.cfg.link_local().map(|p| p.to_string()),
-                    state: g.machine.state.name().into(),
-                    reason: g.machine.state.reason().map(String::from),
+                    state: g.machine.shown().0.into(),
+                    reason: g.machine.shown().1.map(String::from),
                     hold_remaining_ms: g.machine.hold_remaining(now).map(|d| d.as_millis() as u64),
                     up_delay_ms: g.cfg.up_delay.as_millis() as u64,
                     arp: Counts {
                         local: arp,
-                        peer: None,
+                        peer: peer_counts.map(|c| c.0),
                     },
                     nd: Counts {
                         local: nd,
-                        peer: None,
+                        peer: peer_counts.map(|c| c.1),
                     },
                     corrections: g.drift.corrections,
                     error: g.last_error.clone(),
@@ -739,7 +768,7 @@ impl Daemon {
             .map(|m| MemberStatus {
                 name: m.name.clone(),
                 state: m.state(&self.view).into(),
-                reason: m.hold.map(|(_, r)| r.as_str().to_string()),
+                reason: m.reason().map(String::from),
                 method: m.record.method.as_str().into(),
                 hold_remaining_ms: m
                     .deadline()
@@ -749,14 +778,29 @@ impl Daemon {
         Status {
             version: self.version.clone(),
             node: self.cfg.node.name.clone(),
-            role: "standalone".into(),
-            peer: PeerStatus {
-                state: "disabled".into(),
-                address: None,
-                last_heard_ms: None,
-                rtt_us: None,
-                consistent: None,
-                mismatches: None,
+            role: self.peer.as_ref().map(|p| p.machine.role_str()).unwrap_or("standalone").into(),
+            peer: match &self.peer {
+                None => PeerStatus {
+                    state: "disabled".into(),
+                    address: None,
+                    last_heard_ms: None,
+                    rtt_us: None,
+                    consistent: None,
+                    mismatches: None,
+                },
+                Some(p) => PeerStatus {
+                    state: p.machine.state.as_str().into(),
+                    address: Some(p.cfg.address.to_string()),
+                    last_heard_ms: p.machine.last_heard.map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    rtt_us: p.machine.rtt.map(|d| d.as_micros() as u64),
+                    consistent: Some(p.mismatches.is_empty()),
+                    mismatches: Some(
+                        p.mismatches
+                            .iter()
+                            .map(|m| serde_json::json!({"gateway": m.gateway, "field": m.field, "local": m.local, "peer": m.peer}))
+                            .collect(),
+                    ),
+                },
             },
             gateways,
             members,
@@ -800,6 +844,12 @@ impl Daemon {
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         let mut audit_tick = tokio::time::interval(AUDIT_INTERVAL);
         audit_tick.tick().await;
+        self.bind_peer()?;
+        let mut hb_period = self.heartbeat_period();
+        let mut hb_tick = tokio::time::interval(hb_period);
+        hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // one byte more than the largest valid packet: an oversized one is seen as such
+        let mut rx_buf = [0u8; crate::peer::codec::MAX_PACKET + 1];
         watchdog_tick.tick().await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.emit(
@@ -817,6 +867,12 @@ impl Daemon {
         );
 
         loop {
+            if self.heartbeat_period() != hb_period {
+                hb_period = self.heartbeat_period();
+                hb_tick = tokio::time::interval(hb_period);
+                hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
+            let hb_sock = self.peer.as_ref().and_then(|p| p.socket.clone());
             let deadline = self.next_deadline();
             let sleep = async {
                 match deadline {
@@ -837,6 +893,12 @@ impl Daemon {
                     }
                 }
                 _ = sleep => self.on_timer(Instant::now()),
+                _ = hb_tick.tick(), if hb_sock.is_some() => self.send_heartbeat().await,
+                r = peering::recv(hb_sock.as_deref(), &mut rx_buf) => {
+                    if let Ok((n, from)) = r {
+                        self.on_datagram(&rx_buf[..n], from, Instant::now());
+                    }
+                }
                 Some((req, reply)) = req_rx.recv() => {
                     let now = Instant::now();
                     let r = match req {
