@@ -549,11 +549,27 @@ impl LineTap {
 
     /// For `ip monitor`: add marker address 203.0.113.(200+n)/32 to `lo` and wait
     /// for its line; returns that line's index. Everything the kernel notified
-    /// before the marker is in `lines()[..index]`.
+    /// before the marker is in `lines()[..index]`. The monitor may not be
+    /// subscribed yet when it is spawned, so the marker is re-added until seen.
     pub fn mark(&self, ns: &Netns, n: u8) -> usize {
         let addr = format!("203.0.113.{}/32", 200 + u32::from(n));
-        ns.ip(&format!("addr add {addr} dev lo"));
-        self.wait_line(0, &addr, |l| l.contains(&addr))
+        let deadline = Instant::now() + WAIT;
+        loop {
+            ns.ip(&format!("addr add {addr} dev lo"));
+            let mut found = None;
+            wait_until(Duration::from_millis(300), || {
+                let l = self.lines.lock().unwrap();
+                found = l
+                    .iter()
+                    .position(|x| x.contains(&addr) && !x.starts_with("Deleted"));
+                found.is_some()
+            });
+            if let Some(i) = found {
+                return i;
+            }
+            assert!(Instant::now() < deadline, "monitor never showed {addr}");
+            ns.ip(&format!("addr del {addr} dev lo"));
+        }
     }
 }
 
