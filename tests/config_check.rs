@@ -476,3 +476,48 @@ fn oversized_config_is_refused() {
     assert_eq!(o.code, 1);
     o.line_for("error", "file");
 }
+
+#[test]
+fn previous_key_file_is_checked() {
+    let lab = Lab::new();
+    let old = lab.dir.path().join("peer.key.old");
+    std::fs::write(&old, "old-s3cret-old-s3cret-0123456789\n").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_line = format!("key_file = \"{}\"\n", lab.key.display());
+    let with_prev = |prev: &str| {
+        lab.example().replace(
+            &key_line,
+            &format!("{key_line}previous_key_file = \"{prev}\"\n"),
+        )
+    };
+
+    // Valid, and relative to the config file's directory.
+    for prev in [old.display().to_string(), "peer.key.old".to_string()] {
+        let o = lab.check(&with_prev(&prev));
+        assert_eq!(o.code, 0, "{prev}: stderr:\n{}", o.stderr);
+        assert!(o.lines("error").is_empty(), "{}", o.stderr);
+    }
+
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = lab.check(&with_prev("peer.key.old"));
+    assert_eq!(
+        o.code, 1,
+        "0644 previous key accepted; stderr:\n{}",
+        o.stderr
+    );
+    let (line, col, msg) = o.line_for("error", "peer.previous_key_file");
+    assert_eq!((line, col), (14, 21));
+    assert!(msg.contains("group or others"), "{msg}");
+
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for prev in [lab.key.display().to_string(), "peer.key".to_string()] {
+        let o = lab.check(&with_prev(&prev));
+        assert_eq!(
+            o.code, 1,
+            "previous key = key accepted; stderr:\n{}",
+            o.stderr
+        );
+        let (line, col, _) = o.line_for("error", "peer.previous_key_file");
+        assert_eq!((line, col), (14, 21));
+    }
+}
