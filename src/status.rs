@@ -26,6 +26,9 @@ pub struct PeerStatus {
     pub consistent: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatches: Option<Vec<serde_json::Value>>,
+    /// Heartbeat counters: `{"tx", "rx", "dropped": {reason: count}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeats: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,6 +34,8 @@ pub enum WireRequest {
 pub enum Request {
     Status,
     Reload,
+    /// The OpenMetrics exposition (from the metrics endpoint, not the socket).
+    Metrics,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +44,7 @@ pub enum Reply {
     Status(Box<Status>),
     Reloaded { warnings: Vec<String> },
     Refused { errors: Vec<String> },
+    Metrics { text: String },
     Error { error: String },
 }
 

@@ -57,6 +57,11 @@ pub enum DaemonError {
     Signal(std::io::Error),
     #[error("{0}")]
     Peer(#[from] peering::PeerSetupError),
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 struct GwRuntime {
@@ -787,6 +792,7 @@ impl Daemon {
                     rtt_us: None,
                     consistent: None,
                     mismatches: None,
+                    heartbeats: None,
                 },
                 Some(p) => PeerStatus {
                     state: p.machine.state.as_str().into(),
@@ -800,11 +806,139 @@ impl Daemon {
                             .map(|m| serde_json::json!({"gateway": m.gateway, "field": m.field, "local": m.local, "peer": m.peer}))
                             .collect(),
                     ),
+                    heartbeats: Some(serde_json::json!({
+                        "tx": p.link.counters.tx,
+                        "rx": p.link.counters.rx,
+                        "dropped": crate::peer::link::DropReason::ALL
+                            .iter()
+                            .map(|r| (r.as_str().to_string(), serde_json::Value::from(p.link.counters.dropped(*r))))
+                            .collect::<serde_json::Map<_, _>>(),
+                    })),
                 },
             },
             gateways,
             members,
         }
+    }
+
+    /// The OpenMetrics exposition of `[metrics] listen`.
+    pub fn metrics(&self, now: Instant) -> String {
+        use crate::telemetry::metrics::Exposition;
+        let st = self.status(now);
+        let mut e = Exposition::default();
+        e.family(
+            "dagw_gateway_state",
+            "gauge",
+            "Gateway state: 0 down, 1 holding, 2 up",
+        );
+        for g in &st.gateways {
+            let v = match g.state.as_str() {
+                "up" => 2.0,
+                "holding" => 1.0,
+                _ => 0.0,
+            };
+            e.sample(
+                "dagw_gateway_state",
+                &[("gateway", &g.name), ("kind", &g.kind)],
+                v,
+            );
+        }
+        e.family(
+            "dagw_gateway_hold_remaining_seconds",
+            "gauge",
+            "Time left in the gateway's current hold",
+        );
+        for g in &st.gateways {
+            e.sample(
+                "dagw_gateway_hold_remaining_seconds",
+                &[("gateway", &g.name)],
+                g.hold_remaining_ms.unwrap_or(0) as f64 / 1000.0,
+            );
+        }
+        e.family(
+            "dagw_gateway_corrections",
+            "counter",
+            "Outside changes to the gateway that dagw restored",
+        );
+        for g in &st.gateways {
+            e.sample(
+                "dagw_gateway_corrections_total",
+                &[("gateway", &g.name)],
+                g.corrections as f64,
+            );
+        }
+        e.family(
+            "dagw_gateway_neighbours",
+            "gauge",
+            "Usable ARP/ND entries on the gateway device, local and as the peer reports",
+        );
+        for g in &st.gateways {
+            for (family, c) in [("arp", &g.arp), ("nd", &g.nd)] {
+                e.sample(
+                    "dagw_gateway_neighbours",
+                    &[("gateway", &g.name), ("family", family), ("side", "local")],
+                    c.local as f64,
+                );
+                if let Some(p) = c.peer {
+                    e.sample(
+                        "dagw_gateway_neighbours",
+                        &[("gateway", &g.name), ("family", family), ("side", "peer")],
+                        p as f64,
+                    );
+                }
+            }
+        }
+        e.family(
+            "dagw_member_held",
+            "gauge",
+            "1 while dagw holds the M-LAG member down",
+        );
+        for m in &st.members {
+            e.sample(
+                "dagw_member_held",
+                &[("member", &m.name), ("method", &m.method)],
+                f64::from(u8::from(m.state == "holding")),
+            );
+        }
+        e.family(
+            "dagw_peer_up",
+            "gauge",
+            "1 while the peer's heartbeat is heard",
+        );
+        e.sample(
+            "dagw_peer_up",
+            &[("state", &st.peer.state)],
+            f64::from(u8::from(st.peer.state == "up")),
+        );
+        if let Some(p) = &self.peer {
+            e.family(
+                "dagw_peer_rtt_seconds",
+                "gauge",
+                "Heartbeat round-trip time",
+            );
+            e.sample(
+                "dagw_peer_rtt_seconds",
+                &[],
+                p.machine.rtt.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN),
+            );
+            e.family("dagw_heartbeat_tx", "counter", "Heartbeat packets sent");
+            e.sample("dagw_heartbeat_tx_total", &[], p.link.counters.tx as f64);
+            e.family("dagw_heartbeat_rx", "counter", "Heartbeat packets accepted");
+            e.sample("dagw_heartbeat_rx_total", &[], p.link.counters.rx as f64);
+            e.family(
+                "dagw_heartbeat_dropped",
+                "counter",
+                "Heartbeat packets dropped, by reason",
+            );
+            for r in crate::peer::link::DropReason::ALL {
+                e.sample(
+                    "dagw_heartbeat_dropped_total",
+                    &[("reason", r.as_str())],
+                    p.link.counters.dropped(r) as f64,
+                );
+            }
+        }
+        e.finish()
     }
 
     /// Run until SIGTERM / SIGINT.
@@ -834,6 +968,15 @@ impl Daemon {
             source,
         })?;
         let monitor_feed = self.telemetry.sender();
+        if let Some(m) = &self.cfg.metrics {
+            let l = crate::telemetry::metrics::bind(m.listen)
+                .await
+                .map_err(|source| DaemonError::Metrics {
+                    addr: m.listen,
+                    source,
+                })?;
+            tokio::spawn(crate::telemetry::metrics::serve(l, req_tx.clone()));
+        }
         tokio::spawn(control::serve(listener, req_tx, monitor_feed));
 
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -903,6 +1046,7 @@ impl Daemon {
                     let now = Instant::now();
                     let r = match req {
                         Request::Status => control::Reply::Status(Box::new(self.status(now))),
+                        Request::Metrics => control::Reply::Metrics { text: self.metrics(now) },
                         Request::Reload => match self.reload(now) {
                             Ok(w) => control::Reply::Reloaded { warnings: w.iter().map(|d| d.render(&self.cfg_path.display().to_string())).collect() },
                             Err(errors) => control::Reply::Refused { errors },

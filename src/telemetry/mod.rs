@@ -3,6 +3,8 @@
 //! and alert is one [`Notice`] with a stable identifier, logged once and
 //! broadcast once.
 
+pub mod metrics;
+
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tracing_subscriber::prelude::*;
