@@ -192,6 +192,11 @@ main() {
     mkdir -p "$LAB_RUN"
     LOGS=$(mktemp -d /tmp/dagw-demo.XXXXXX)
     bash "$LAB_DIR/topology.sh" up
+    # the peers' shared heartbeat key (kept between demos; never committed)
+    if [[ ! -s lab/peer.key ]]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >lab/peer.key)
+    fi
+    chmod 600 lab/peer.key
     for sw in "${SWITCHES[@]}"; do
         "$DAGW" check -c "lab/$sw.toml"
     done
@@ -199,6 +204,8 @@ main() {
     step "3. start the agents (first start after boot: no state marker)"
     for sw in "${SWITCHES[@]}"; do start_agent "$sw"; done
     wait_for 30 "gateway vlanif10 up" "$GW_STATE" up
+    wait_for 15 "peer heartbeat up and configs consistent" "s['peer']['state'] + '/' + ('consistent' if s['peer'].get('consistent') else 'MISMATCH')" up/consistent
+    info "roles: sw1 $(status_q sw1 "s['role']"), sw2 $(status_q sw2 "s['role']")"
     show_status
 
     step "4. member hold (member_up_delay = 30 s; the product default is 240 s)"
