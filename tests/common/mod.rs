@@ -473,6 +473,8 @@ pub fn gateway_of(status: &Value, name: &str) -> Value {
 pub struct LineTap {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Lines before this index are the subscription probe's, not the test's.
+    start: usize,
 }
 
 impl LineTap {
@@ -492,17 +494,49 @@ impl LineTap {
                 sink.lock().unwrap().push(l);
             }
         });
-        LineTap { child, lines }
+        LineTap {
+            child,
+            lines,
+            start: 0,
+        }
     }
 
-    /// `dagw -s SOCK monitor --json`.
+    /// `dagw -s SOCK monitor --json`, returned once it is subscribed: the probe is
+    /// a reload of the unchanged config file (a no-op apply), repeated until its
+    /// `config-reloaded` line arrives. Only lines after the probe's count.
     pub fn dagw_monitor(work: &Workdir) -> LineTap {
-        LineTap::spawn(
+        let mut tap = LineTap::spawn(
             Command::new(DAGW)
                 .arg("-s")
                 .arg(work.socket())
                 .args(["monitor", "--json"]),
-        )
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let o = work.client(&["reload"]);
+            assert!(
+                o.status.success(),
+                "probe reload failed: {}",
+                text(&o.stderr)
+            );
+            let mut found = None;
+            wait_until(Duration::from_millis(300), || {
+                let l = tap.lines.lock().unwrap();
+                found = l.iter().position(|x| x.contains("config-reloaded"));
+                found.is_some()
+            });
+            if let Some(i) = found {
+                // Later probe replies may still come; take the last one seen.
+                let l = tap.lines.lock().unwrap();
+                tap.start = l
+                    .iter()
+                    .rposition(|x| x.contains("config-reloaded"))
+                    .map_or(i + 1, |j| j + 1);
+                break;
+            }
+            assert!(Instant::now() < deadline, "dagw monitor never subscribed");
+        }
+        tap
     }
 
     /// `ip -n NS monitor link address neigh` (neigh includes bridge FDB entries).
@@ -532,6 +566,7 @@ impl LineTap {
     pub fn json_lines(&self) -> Vec<Value> {
         self.lines()
             .iter()
+            .skip(self.start)
             .map(|l| {
                 serde_json::from_str(l)
                     .unwrap_or_else(|e| panic!("monitor line not JSON: {e}: {l}"))
@@ -541,7 +576,7 @@ impl LineTap {
 
     /// Wait for a `dagw monitor --json` object matching `pred`; returns it.
     pub fn wait_json(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let i = self.wait_line(0, what, |l| {
+        let i = self.wait_line(self.start, what, |l| {
             serde_json::from_str::<Value>(l).is_ok_and(|v| pred(&v))
         });
         serde_json::from_str(&self.lines()[i]).unwrap()
@@ -579,3 +614,4 @@ impl Drop for LineTap {
         let _ = self.child.wait();
     }
 }
+
