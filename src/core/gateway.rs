@@ -23,16 +23,25 @@ pub enum DownReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldReason {
-    /// Static `up_delay` after the SVI came up.
+    /// Static `up_delay` after the SVI came up (also the dynamic mode's
+    /// fallback while the peer is not reachable).
     UpDelay,
     /// The peer-link recovered: the backup re-applies its up-delay (seed step 5).
     PeerLinkRecovery,
+    /// Dynamic: the hold never ends before `[up_delay] min`.
+    MinDelay,
+    /// Dynamic: waiting for the ARP/ND table to catch up with the peer's.
+    ArpSync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GwState {
     Down(DownReason),
-    Holding { until: Instant, reason: HoldReason },
+    /// `until`: the latest the hold can last (static delay, or dynamic `max`).
+    Holding {
+        until: Instant,
+        reason: HoldReason,
+    },
     Up,
 }
 
@@ -48,16 +57,48 @@ impl GwState {
         match self {
             GwState::Down(DownReason::NoInterface) => Some("no-interface"),
             GwState::Down(DownReason::SviDown) => Some("svi-down"),
-            GwState::Holding {
-                reason: HoldReason::UpDelay,
-                ..
-            } => Some("up-delay"),
-            GwState::Holding {
-                reason: HoldReason::PeerLinkRecovery,
-                ..
-            } => Some("peer-link-recovery"),
+            GwState::Holding { reason, .. } => Some(match reason {
+                HoldReason::UpDelay => "up-delay",
+                HoldReason::PeerLinkRecovery => "peer-link-recovery",
+                HoldReason::MinDelay => "min-delay",
+                HoldReason::ArpSync => "arp-sync",
+            }),
             GwState::Up => None,
         }
+    }
+}
+
+/// How a hold ends: after the static `up_delay`, or (dynamic) when the
+/// neighbour table has caught up with the peer's, within `min` and `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayPolicy {
+    Static,
+    Dynamic { min: Duration, max: Duration },
+}
+
+/// What the dynamic up-delay knows of the sync, fed by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncProgress {
+    /// The peer's heartbeat is heard.
+    pub peer_up: bool,
+    /// The peer's bulk sync of this session has been received whole.
+    pub bulk_complete: bool,
+    /// Usable (ARP, ND) entries on our gateway device.
+    pub local: (u32, u32),
+    /// The same counts as the peer advertises them.
+    pub peer: Option<(u32, u32)>,
+}
+
+impl SyncProgress {
+    /// Our table has caught up: within 1% of the peer's counts (rounded down,
+    /// so exact below 100 entries), for ARP and for ND, after the bulk sync.
+    pub fn caught_up(&self) -> bool {
+        let Some((parp, pnd)) = self.peer else {
+            return false;
+        };
+        let close =
+            |local: u32, peer: u32| u64::from(local) + u64::from(peer / 100) >= u64::from(peer);
+        self.bulk_complete && close(self.local.0, parp) && close(self.local.1, pnd)
     }
 }
 
@@ -83,17 +124,32 @@ impl Svi {
 pub struct GatewayMachine {
     pub state: GwState,
     pub up_delay: Duration,
+    pub policy: DelayPolicy,
     /// Strict consistency: the backup keeps a gateway whose configuration
     /// differs from the peer's down (the vendor's error-down) until fixed.
     pub mismatch_hold: bool,
+    /// When the current hold began, and why (static reason shown while the
+    /// static delay applies).
+    hold_start: Option<(Instant, HoldReason)>,
+    pub progress: SyncProgress,
+    /// The last hold ended at dynamic `max` with the sync incomplete (alert).
+    pub released_at_max: bool,
 }
 
 impl GatewayMachine {
     pub fn new(up_delay: Duration) -> Self {
+        Self::with_policy(up_delay, DelayPolicy::Static)
+    }
+
+    pub fn with_policy(up_delay: Duration, policy: DelayPolicy) -> Self {
         GatewayMachine {
             state: GwState::Down(DownReason::NoInterface),
             up_delay,
+            policy,
             mismatch_hold: false,
+            hold_start: None,
+            progress: SyncProgress::default(),
+            released_at_max: false,
         }
     }
 
@@ -110,36 +166,33 @@ impl GatewayMachine {
             (Svi::Missing, _) => GwState::Down(DownReason::NoInterface),
             (Svi::Down, GwState::Down(DownReason::SviDown)) => return None,
             (Svi::Down, _) => GwState::Down(DownReason::SviDown),
-            (Svi::Up, GwState::Down(_)) => self.start_hold(now),
+            (Svi::Up, GwState::Down(_)) => return self.start_hold(HoldReason::UpDelay, now),
             (Svi::Up, _) => return self.tick(now),
         };
+        self.hold_start = None;
         self.state = next;
         Some(next)
     }
 
-    fn start_hold(&self, now: Instant) -> GwState {
-        if self.up_delay.is_zero() {
-            GwState::Up
-        } else {
-            GwState::Holding {
-                until: now + self.up_delay,
-                reason: HoldReason::UpDelay,
-            }
-        }
+    fn start_hold(&mut self, reason: HoldReason, now: Instant) -> Option<GwState> {
+        let before = self.state;
+        self.hold_start = Some((now, reason));
+        self.state = GwState::Holding { until: now, reason };
+        self.evaluate(now);
+        (self.state != before).then_some(self.state)
     }
 
     /// Seed: "When an M-LAG member device or the peer-link recovers from a
     /// fault, a large number of ARP entries need to be synchronized in a
-    /// batch": hold a serving gateway again for its up-delay.
+    /// batch": hold a serving gateway again.
     pub fn rehold(&mut self, reason: HoldReason, now: Instant) -> Option<GwState> {
-        if matches!(self.state, GwState::Down(_)) || self.up_delay.is_zero() {
+        if matches!(self.state, GwState::Down(_)) {
             return None;
         }
-        self.state = GwState::Holding {
-            until: now + self.up_delay,
-            reason,
-        };
-        Some(self.state)
+        if self.policy == DelayPolicy::Static && self.up_delay.is_zero() {
+            return None;
+        }
+        self.start_hold(reason, now)
     }
 
     /// (state, reason) as status shows them, a strict-mode hold included.
@@ -151,26 +204,87 @@ impl GatewayMachine {
         }
     }
 
-    /// Time passes: a hold that has run out ends.
-    pub fn tick(&mut self, now: Instant) -> Option<GwState> {
-        match self.state {
-            GwState::Holding { until, .. } if now >= until => {
-                self.state = GwState::Up;
-                Some(GwState::Up)
-            }
-            _ => None,
-        }
+    /// New sync progress (heartbeat counts, neighbour changes, bulk end).
+    pub fn set_progress(&mut self, p: SyncProgress, now: Instant) -> Option<GwState> {
+        self.progress = p;
+        self.tick(now)
     }
 
+    /// Time passes or progress changed: re-decide a hold.
+    pub fn tick(&mut self, now: Instant) -> Option<GwState> {
+        let before = self.state;
+        self.evaluate(now);
+        (self.state != before).then_some(self.state)
+    }
+
+    /// The hold rule, in one place. Static: `up_delay` after the hold began.
+    /// Dynamic (with the peer heard): never before `min`; then as soon as the
+    /// bulk sync is in and the counts have caught up; at the latest at `max`.
+    /// Dynamic without the peer: the static `up_delay`.
+    fn evaluate(&mut self, now: Instant) {
+        let (GwState::Holding { .. }, Some((since, started_as))) = (self.state, self.hold_start)
+        else {
+            return;
+        };
+        let static_end = since + self.up_delay;
+        let next = match self.policy {
+            DelayPolicy::Dynamic { min, max } if self.progress.peer_up => {
+                if now >= since + max {
+                    self.released_at_max = !self.progress.caught_up();
+                    GwState::Up
+                } else if now < since + min {
+                    GwState::Holding {
+                        until: since + max,
+                        reason: HoldReason::MinDelay,
+                    }
+                } else if self.progress.caught_up() {
+                    self.released_at_max = false;
+                    GwState::Up
+                } else {
+                    GwState::Holding {
+                        until: since + max,
+                        reason: HoldReason::ArpSync,
+                    }
+                }
+            }
+            _ if now >= static_end => {
+                self.released_at_max = false;
+                GwState::Up
+            }
+            _ => GwState::Holding {
+                until: static_end,
+                reason: started_as,
+            },
+        };
+        if next == GwState::Up {
+            self.hold_start = None;
+        }
+        self.state = next;
+    }
+
+    /// The next time the hold may change by time alone.
     pub fn deadline(&self) -> Option<Instant> {
-        match self.state {
-            GwState::Holding { until, .. } => Some(until),
-            _ => None,
+        let (GwState::Holding { until, .. }, Some((since, _))) = (self.state, self.hold_start)
+        else {
+            return None;
+        };
+        let GwState::Holding { reason, .. } = self.state else {
+            return None;
+        };
+        match (self.policy, reason) {
+            (DelayPolicy::Dynamic { min, .. }, HoldReason::MinDelay) => {
+                Some((since + min).min(until))
+            }
+            // ARP sync ends on progress, or at `max`; static holds at their end
+            _ => Some(until),
         }
     }
 
     pub fn hold_remaining(&self, now: Instant) -> Option<Duration> {
-        self.deadline().map(|d| d.saturating_duration_since(now))
+        match self.state {
+            GwState::Holding { until, .. } => Some(until.saturating_duration_since(now)),
+            _ => None,
+        }
     }
 
     /// Only an `up` gateway may answer ARP/ND and route.
@@ -443,6 +557,105 @@ mod tests {
         );
         assert_eq!(m.tick(t0 + Duration::from_secs(1)), Some(GwState::Up));
         assert!(!m.wants_protodown());
+    }
+
+    #[test]
+    fn dynamic_hold_waits_for_min_then_for_the_sync_then_releases() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut m = GatewayMachine::with_policy(
+            s(1),
+            DelayPolicy::Dynamic {
+                min: s(2),
+                max: s(60),
+            },
+        );
+        let peer = |local: (u32, u32), bulk| SyncProgress {
+            peer_up: true,
+            bulk_complete: bulk,
+            local,
+            peer: Some((1000, 300)),
+        };
+        m.set_progress(peer((0, 0), false), t0);
+        assert_eq!(
+            m.observe(Svi::Up, t0),
+            Some(GwState::Holding {
+                until: t0 + s(60),
+                reason: HoldReason::MinDelay
+            })
+        );
+        assert_eq!(m.deadline(), Some(t0 + s(2)));
+        assert_eq!(
+            m.tick(t0 + s(2)),
+            Some(GwState::Holding {
+                until: t0 + s(60),
+                reason: HoldReason::ArpSync
+            })
+        );
+        assert_eq!(
+            m.set_progress(peer((1000, 300), false), t0 + s(3)),
+            None,
+            "counts alone are not enough: the bulk must be in"
+        );
+        assert_eq!(
+            m.set_progress(peer((990, 297), true), t0 + s(4)),
+            Some(GwState::Up),
+            "within 1%"
+        );
+        assert!(!m.released_at_max);
+    }
+
+    #[test]
+    fn dynamic_hold_ends_at_max_with_the_sync_incomplete() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut m = GatewayMachine::with_policy(
+            s(1),
+            DelayPolicy::Dynamic {
+                min: s(2),
+                max: s(10),
+            },
+        );
+        m.set_progress(
+            SyncProgress {
+                peer_up: true,
+                bulk_complete: true,
+                local: (5, 0),
+                peer: Some((500, 0)),
+            },
+            t0,
+        );
+        m.observe(Svi::Up, t0);
+        assert_eq!(
+            m.tick(t0 + s(9)),
+            Some(GwState::Holding {
+                until: t0 + s(10),
+                reason: HoldReason::ArpSync
+            })
+        );
+        assert_eq!(m.tick(t0 + s(10)), Some(GwState::Up));
+        assert!(m.released_at_max);
+    }
+
+    #[test]
+    fn dynamic_without_the_peer_falls_back_to_the_static_delay() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut m = GatewayMachine::with_policy(
+            s(3),
+            DelayPolicy::Dynamic {
+                min: s(1),
+                max: s(60),
+            },
+        );
+        assert_eq!(
+            m.observe(Svi::Up, t0),
+            Some(GwState::Holding {
+                until: t0 + s(3),
+                reason: HoldReason::UpDelay
+            })
+        );
+        assert_eq!(m.tick(t0 + s(3)), Some(GwState::Up));
     }
 
     #[test]

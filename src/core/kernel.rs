@@ -68,6 +68,13 @@ pub struct NeighKey {
     pub ip: IpAddr,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NeighInfo {
+    pub mac: Mac,
+    /// NTF_EXT_LEARNED: installed by dagw from the peer, never sent back.
+    pub synced: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct KernelView {
     pub links: BTreeMap<u32, Link>,
@@ -76,7 +83,8 @@ pub struct KernelView {
     by_owner: HashMap<String, u32>,
     pub addrs: HashMap<u32, HashMap<Addr, AddrInfo>>,
     pub fdb: HashSet<Fdb>,
-    pub neighs: HashSet<NeighKey>,
+    /// Usable neighbours on dagw's gateway devices only.
+    pub neighs: HashMap<NeighKey, NeighInfo>,
     /// Per device: usable (IPv4, IPv6) neighbour counts, kept with `neighs`.
     neigh_counts: HashMap<u32, (u32, u32)>,
 }
@@ -89,7 +97,7 @@ pub enum KernelEvent {
     AddrRemoved(u32, Addr),
     FdbAdded(Fdb),
     FdbRemoved(Fdb),
-    NeighUsable(NeighKey),
+    NeighUsable(NeighKey, NeighInfo),
     NeighGone(NeighKey),
 }
 
@@ -158,7 +166,7 @@ impl KernelView {
                 }
                 self.addrs.remove(&index);
                 self.fdb.retain(|f| f.ifindex != index);
-                self.neighs.retain(|n| n.ifindex != index);
+                self.neighs.retain(|n, _| n.ifindex != index);
                 self.neigh_counts.remove(&index);
             }
             KernelEvent::AddrAdded(i, a, info) => {
@@ -175,13 +183,20 @@ impl KernelView {
             KernelEvent::FdbRemoved(f) => {
                 self.fdb.remove(&f);
             }
-            KernelEvent::NeighUsable(n) => {
-                if self.neighs.insert(n) {
+            KernelEvent::NeighUsable(n, info) => {
+                // Only gateway devices' tables matter; the rest of the host's
+                // neighbours would only cost memory.
+                if self
+                    .links
+                    .get(&n.ifindex)
+                    .is_some_and(|l| l.owner().is_some())
+                    && self.neighs.insert(n, info).is_none()
+                {
                     self.count_neigh(n, 1);
                 }
             }
             KernelEvent::NeighGone(n) => {
-                if self.neighs.remove(&n) {
+                if self.neighs.remove(&n).is_some() {
                     self.count_neigh(n, -1);
                 }
             }

@@ -60,6 +60,10 @@ pub struct MemberMachine {
     /// Split-brain (peer-link down, peer alive): the backup keeps its members
     /// down for as long as it lasts, so servers use the master only.
     pub split_brain: bool,
+    /// When the current hold began (dynamic mode releases early from it).
+    pub hold_since: Option<Instant>,
+    /// Dynamic mode: past `member_min_delay`, still waiting for gateways.
+    pub waiting_gateways: bool,
     pub record: MemberRecord,
 }
 
@@ -69,6 +73,8 @@ impl MemberMachine {
             name: name.to_string(),
             hold: None,
             split_brain: false,
+            hold_since: None,
+            waiting_gateways: false,
             record: MemberRecord {
                 method: HoldMethod::Protodown,
                 downed_by_dagw: false,
@@ -79,6 +85,7 @@ impl MemberMachine {
     pub fn hold_for(&mut self, delay: Duration, reason: MemberHoldReason, now: Instant) {
         if !delay.is_zero() {
             self.hold = Some((now + delay, reason));
+            self.hold_since = Some(now);
         }
     }
 
@@ -87,6 +94,7 @@ impl MemberMachine {
         match self.hold {
             Some((until, _)) if now >= until => {
                 self.hold = None;
+                self.waiting_gateways = false;
                 true
             }
             _ => false,
@@ -97,6 +105,34 @@ impl MemberMachine {
         self.hold.map(|(d, _)| d)
     }
 
+    /// Dynamic up-delay (issue 5): members are held until every gateway is up
+    /// and at least `min` has passed; `member_up_delay` stays the cap (the
+    /// seed's "longer than the L3 up-delay" holds because gateways come first).
+    /// Returns true when the hold ended now.
+    pub fn release_early(&mut self, now: Instant, min: Duration, gateways_up: bool) -> bool {
+        let (Some(_), Some(since)) = (self.hold, self.hold_since) else {
+            return false;
+        };
+        if now < since + min {
+            return false;
+        }
+        self.waiting_gateways = !gateways_up;
+        if gateways_up {
+            self.hold = None;
+            self.waiting_gateways = false;
+            return true;
+        }
+        false
+    }
+
+    /// When `release_early` may first act.
+    pub fn min_deadline(&self, min: Duration) -> Option<Instant> {
+        match (self.hold, self.hold_since) {
+            (Some(_), Some(since)) if !self.waiting_gateways => Some(since + min),
+            _ => None,
+        }
+    }
+
     pub fn held(&self) -> bool {
         self.hold.is_some() || self.split_brain
     }
@@ -104,6 +140,8 @@ impl MemberMachine {
     pub fn reason(&self) -> Option<&'static str> {
         if self.split_brain {
             Some("split-brain")
+        } else if self.hold.is_some() && self.waiting_gateways {
+            Some("waiting-gateways")
         } else {
             self.hold.map(|(_, r)| r.as_str())
         }
@@ -214,6 +252,22 @@ mod tests {
         assert!(!m.tick(t0 + Duration::from_secs(239)));
         assert!(m.tick(t0 + Duration::from_secs(240)));
         assert_eq!(m.plan(&v), vec![Action::AdminUp { index: 7, up: true }]);
+    }
+
+    #[test]
+    fn dynamic_release_waits_for_min_and_the_gateways() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut m = MemberMachine::new("bond1");
+        m.hold_for(s(240), MemberHoldReason::MemberUpDelay, t0);
+        assert!(
+            !m.release_early(t0 + s(29), s(30), true),
+            "never before min"
+        );
+        assert!(!m.release_early(t0 + s(30), s(30), false));
+        assert_eq!(m.reason(), Some("waiting-gateways"));
+        assert!(m.release_early(t0 + s(31), s(30), true));
+        assert!(!m.held());
     }
 
     #[test]

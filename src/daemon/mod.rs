@@ -18,12 +18,13 @@ use netlink_packet_route::neighbour::NeighbourMessage;
 use tokio::sync::{mpsc, oneshot};
 
 mod peering;
+mod syncing;
 
-use crate::config::{self, Config, Diagnostic, Gateway};
+use crate::config::{self, Config, DelayMode, Diagnostic, Gateway};
 use crate::control::{self, Request};
 use crate::core::action::Action;
 use crate::core::drift::{DriftGuard, Verdict};
-use crate::core::gateway::{self, GatewayMachine, GwState, Svi};
+use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView};
 use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
 use crate::netlink::executor::Executor;
@@ -89,10 +90,21 @@ pub struct Daemon {
     peer: Option<peering::PeerRuntime>,
 }
 
-fn runtime(cfg: &Gateway) -> GwRuntime {
+/// The configured way holds end.
+fn policy(cfg: &Config) -> DelayPolicy {
+    match cfg.up_delay.mode {
+        DelayMode::Static => DelayPolicy::Static,
+        DelayMode::Dynamic => DelayPolicy::Dynamic {
+            min: cfg.up_delay.min,
+            max: cfg.up_delay.max,
+        },
+    }
+}
+
+fn runtime(cfg: &Gateway, policy: DelayPolicy) -> GwRuntime {
     GwRuntime {
         cfg: cfg.clone(),
-        machine: GatewayMachine::new(cfg.up_delay),
+        machine: GatewayMachine::with_policy(cfg.up_delay, policy),
         drift: DriftGuard::default(),
         converged: false,
         retry_at: None,
@@ -103,7 +115,8 @@ fn runtime(cfg: &Gateway) -> GwRuntime {
 impl Daemon {
     pub fn new(cfg: Config, cfg_path: PathBuf, version: String) -> Result<Self, DaemonError> {
         let exec = Executor::open()?;
-        let gateways = cfg.gateways.iter().map(runtime).collect();
+        let p = policy(&cfg);
+        let gateways = cfg.gateways.iter().map(|g| runtime(g, p)).collect();
         let members = cfg
             .mlag
             .members
@@ -417,12 +430,54 @@ impl Daemon {
         if let GwState::Holding { .. } = new {
             n = n.with("hold_ms", g.machine.up_delay.as_millis() as u64);
         }
+        let p = g.machine.progress;
+        if g.machine.policy != DelayPolicy::Static {
+            n = n
+                .with(
+                    "arp",
+                    serde_json::json!({"local": p.local.0, "peer": p.peer.map(|c| c.0)}),
+                )
+                .with(
+                    "nd",
+                    serde_json::json!({"local": p.local.1, "peer": p.peer.map(|c| c.1)}),
+                );
+        }
         self.emit(n);
+        if new == GwState::Up && g.machine.released_at_max {
+            self.emit(
+                Notice::new(
+                    Kind::Alert,
+                    ids::SYNC_INCOMPLETE,
+                    g.cfg.name.clone(),
+                    format!(
+                        "gateway {} released at the dynamic max with ARP/ND sync incomplete (arp {}/{:?}, nd {}/{:?})",
+                        g.cfg.name, p.local.0, p.peer.map(|c| c.0), p.local.1, p.peer.map(|c| c.1)
+                    ),
+                )
+                .with("bulk_complete", p.bulk_complete),
+            );
+        }
     }
 
     fn reconcile_members(&mut self, now: Instant) {
         let mut changed = false;
+        let dynamic = self.cfg.up_delay.mode == DelayMode::Dynamic;
+        let gateways_up = self.gateways.iter().all(|g| g.machine.state == GwState::Up);
+        let min = self.cfg.mlag.member_min_delay;
         for k in 0..self.members.len() {
+            if dynamic && self.members[k].release_early(now, min, gateways_up) {
+                let name = self.members[k].name.clone();
+                self.emit(
+                    Notice::new(
+                        Kind::State,
+                        ids::HOLD_END,
+                        name.clone(),
+                        format!("member {name} released: every gateway is up"),
+                    )
+                    .with("state", "up"),
+                );
+                changed = true;
+            }
             if self.members[k].tick(now) {
                 let name = self.members[k].name.clone();
                 self.emit(
@@ -519,7 +574,7 @@ impl Daemon {
             KernelEvent::LinkGone(i) => by_index(*i),
             KernelEvent::AddrAdded(i, ..) | KernelEvent::AddrRemoved(i, _) => by_index(*i),
             KernelEvent::FdbAdded(f) | KernelEvent::FdbRemoved(f) => by_index(f.ifindex),
-            KernelEvent::NeighUsable(_) | KernelEvent::NeighGone(_) => {}
+            KernelEvent::NeighUsable(..) | KernelEvent::NeighGone(_) => {}
         }
     }
 
@@ -561,13 +616,56 @@ impl Daemon {
         }
     }
 
+    /// Feed every gateway's dynamic up-delay with what is known of the sync.
+    fn update_progress(&mut self, now: Instant) {
+        let peer_up = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.machine.state == crate::core::peer::PeerState::Up);
+        let bulk = self.sync_bulk_complete();
+        let mut released = false;
+        for i in 0..self.gateways.len() {
+            let g = &self.gateways[i];
+            let local = self
+                .view
+                .owned_device(&g.cfg.name, &g.cfg.device)
+                .map(|d| self.view.neigh_counts(d.index))
+                .unwrap_or_default();
+            let p = SyncProgress {
+                peer_up,
+                bulk_complete: bulk,
+                local,
+                peer: self.peer_counts(&g.cfg),
+            };
+            if p == self.gateways[i].machine.progress {
+                continue;
+            }
+            let before = self.gateways[i].machine.state;
+            if let Some(new) = self.gateways[i].machine.set_progress(p, now) {
+                self.gateways[i].converged = false;
+                self.note_gateway_state(i, before, new);
+                self.reconcile_gateway(i, now);
+                released |= new == GwState::Up;
+            }
+        }
+        if released && self.cfg.up_delay.mode == DelayMode::Dynamic {
+            self.reconcile_members(now);
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let g = self
             .gateways
             .iter()
             .flat_map(|g| [g.machine.deadline(), g.retry_at])
             .flatten();
-        let m = self.members.iter().filter_map(|m| m.deadline());
+        let min = self.cfg.mlag.member_min_delay;
+        let dynamic = self.cfg.up_delay.mode == DelayMode::Dynamic;
+        let m = self
+            .members
+            .iter()
+            .flat_map(|m| [m.deadline(), m.min_deadline(min).filter(|_| dynamic)])
+            .flatten();
         g.chain(m).chain(self.peer_deadline()).min()
     }
 
@@ -589,10 +687,12 @@ impl Daemon {
                 self.reconcile_gateway(i, now);
             }
         }
-        if self
-            .members
-            .iter()
-            .any(|m| m.deadline().is_some_and(|d| d <= now))
+        let dynamic = self.cfg.up_delay.mode == DelayMode::Dynamic;
+        if dynamic
+            || self
+                .members
+                .iter()
+                .any(|m| m.deadline().is_some_and(|d| d <= now))
         {
             self.reconcile_members(now);
         }
@@ -641,21 +741,23 @@ impl Daemon {
             .drain(..)
             .map(|g| (g.cfg.name.clone(), g))
             .collect();
+        let p = policy(&new);
         self.gateways = new
             .gateways
             .iter()
             .map(|c| match old.remove(&c.name) {
                 Some(mut g) => {
                     if g.cfg.interface != c.interface {
-                        g.machine = GatewayMachine::new(c.up_delay);
+                        g.machine = GatewayMachine::with_policy(c.up_delay, p);
                     }
                     g.machine.up_delay = c.up_delay;
+                    g.machine.policy = p;
                     g.cfg = c.clone();
                     g.converged = false;
                     g.retry_at = None;
                     g
                 }
-                None => runtime(c),
+                None => runtime(c, p),
             })
             .collect();
         // Members no longer configured are released; new ones are not held (no restart happened).

@@ -350,6 +350,14 @@ impl Daemon {
     }
 
     fn on_peer_changes(&mut self, changes: Vec<PeerChange>, now: Instant) {
+        let any = !changes.is_empty();
+        self.on_peer_changes_inner(changes, now);
+        if any {
+            self.update_progress(now);
+        }
+    }
+
+    fn on_peer_changes_inner(&mut self, changes: Vec<PeerChange>, now: Instant) {
         for c in changes {
             let peer_addr = self
                 .peer

@@ -14,10 +14,10 @@ use netlink_packet_route::link::{
     LinkMessage, LinkProtocolDownReason, State,
 };
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 
-use crate::core::kernel::{Addr, AddrInfo, Fdb, KernelEvent, Link, NeighKey};
+use crate::core::kernel::{Addr, AddrInfo, Fdb, KernelEvent, Link, NeighInfo, NeighKey};
 use crate::core::mac::Mac;
 
 pub fn decode(msg: &R) -> Option<KernelEvent> {
@@ -189,7 +189,13 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
                         | NeighbourState::Noarp
                 );
             Some(if usable {
-                KernelEvent::NeighUsable(key)
+                KernelEvent::NeighUsable(
+                    key,
+                    NeighInfo {
+                        mac: lladdr.unwrap_or_default(),
+                        synced: m.header.flags.contains(NeighbourFlags::ExtLearned),
+                    },
+                )
             } else {
                 KernelEvent::NeighGone(key)
             })

@@ -365,3 +365,54 @@ pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
     }
     Ok(changed)
 }
+
+/// A neighbour entry learned by the peer, installed on a gateway device:
+/// NTF_EXT_LEARNED keeps it out of the kernel's garbage collection and marks
+/// it as not ours, so it is never sent back (no loops).
+pub fn synced_neigh_install(ifindex: u32, ip: IpAddr, mac: Mac) -> (R, u16) {
+    let mut m = neigh_msg(ifindex, ip);
+    m.header.state = NeighbourState::Reachable;
+    m.header.flags = NeighbourFlags::ExtLearned;
+    m.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+    (
+        R::NewNeighbour(m),
+        NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
+    )
+}
+
+pub fn synced_neigh_remove(ifindex: u32, ip: IpAddr) -> (R, u16) {
+    (R::DelNeighbour(neigh_msg(ifindex, ip)), 0)
+}
+
+fn neigh_msg(ifindex: u32, ip: IpAddr) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.ifindex = ifindex;
+    match ip {
+        IpAddr::V4(v4) => {
+            m.header.family = AddressFamily::Inet;
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)));
+        }
+        IpAddr::V6(v6) => {
+            m.header.family = AddressFamily::Inet6;
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)));
+        }
+    }
+    m
+}
+
+impl Executor {
+    /// Pipelined neighbour changes; ENOENT on removal counts as done.
+    pub fn neigh_batch(&mut self, msgs: Vec<(R, u16)>) -> Vec<Result<(), NetlinkError>> {
+        self.sock
+            .batch(msgs)
+            .into_iter()
+            .map(|r| match r {
+                Err(e) if is(&e, libc::ENOENT) => Ok(()),
+                r => r,
+            })
+            .collect()
+    }
+}

@@ -65,6 +65,8 @@ impl RequestSocket {
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(NetlinkError::Socket)?;
         let _ = sock.set_ext_ack(true);
+        // errors need not echo the whole request back: keeps batched acks small
+        let _ = sock.set_cap_ack(true);
         nix::sys::socket::setsockopt(
             &sock,
             nix::sys::socket::sockopt::ReceiveTimeout,
@@ -97,6 +99,83 @@ impl RequestSocket {
         let mut out = Vec::new();
         self.receive(seq, false, what, &mut |m| out.push(m))?;
         Ok(out)
+    }
+
+    /// Many changes, pipelined: up to `BATCH` requests per `sendmsg` (the
+    /// kernel handles them in order, one ack each), so the receive buffer never
+    /// holds more acks than it can. Returns one result per request, in order.
+    pub fn batch(
+        &mut self,
+        msgs: Vec<(RouteNetlinkMessage, u16)>,
+    ) -> Vec<Result<(), NetlinkError>> {
+        const BATCH: usize = 256;
+        let mut results = Vec::with_capacity(msgs.len());
+        let mut it = msgs.into_iter().peekable();
+        let mut out = Vec::with_capacity(BATCH * 128);
+        while it.peek().is_some() {
+            out.clear();
+            let first = self.seq.wrapping_add(1);
+            let mut n = 0u32;
+            for (m, flags) in it.by_ref().take(BATCH) {
+                let seq = self.next_seq();
+                out.extend_from_slice(&encode(m, flags | NLM_F_REQUEST | NLM_F_ACK, seq));
+                n += 1;
+            }
+            let mut chunk: Vec<Option<Result<(), NetlinkError>>> = (0..n).map(|_| None).collect();
+            if let Err(e) = self.sock.send(&out, 0) {
+                let msg = e.to_string();
+                results.extend(
+                    (0..n).map(|_| Err(NetlinkError::Socket(io::Error::other(msg.clone())))),
+                );
+                continue;
+            }
+            let mut pending = n;
+            while pending > 0 {
+                self.buf.clear();
+                match self.sock.recv(&mut self.buf, 0) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let timeout = matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        );
+                        for slot in chunk.iter_mut().filter(|s| s.is_none()) {
+                            *slot = Some(Err(if timeout {
+                                NetlinkError::Timeout {
+                                    what: "batched request".into(),
+                                    timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
+                                }
+                            } else {
+                                NetlinkError::Socket(io::Error::other(e.to_string()))
+                            }));
+                        }
+                        break;
+                    }
+                }
+                for m in split(&self.buf).into_iter().flatten() {
+                    let i = m.header.sequence_number.wrapping_sub(first) as usize;
+                    if let (NetlinkPayload::Error(err), Some(slot)) = (m.payload, chunk.get_mut(i))
+                        && slot.is_none()
+                    {
+                        *slot = Some(match err.code {
+                            None => Ok(()),
+                            Some(code) => Err(NetlinkError::Refused {
+                                what: "batched request".into(),
+                                source: io::Error::from_raw_os_error(-code.get()),
+                            }),
+                        });
+                        pending -= 1;
+                    }
+                }
+            }
+            results.extend(
+                chunk
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(NetlinkError::Malformed("no ack".into())))),
+            );
+        }
+        results
     }
 
     /// Dump a table.

@@ -49,6 +49,8 @@ pub mod ids {
     pub const ROLE: &str = "role";
     pub const SPLIT_BRAIN: &str = "split-brain";
     pub const PEER_LINK_RECOVERY: &str = "peer-link-recovery";
+    pub const SYNC_INCOMPLETE: &str = "sync-incomplete";
+    pub const SYNC_SESSION: &str = "sync-session";
 }
 
 #[derive(Debug, Clone)]
