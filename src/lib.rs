@@ -8,4 +8,5 @@ pub mod daemon;
 pub mod netlink;
 pub mod peer;
 pub mod status;
+pub mod sync;
 pub mod telemetry;
