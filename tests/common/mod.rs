@@ -615,3 +615,4 @@ impl Drop for LineTap {
     }
 }
 
+pub mod pair;
