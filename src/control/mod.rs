@@ -106,8 +106,11 @@ async fn handle(
     let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r).take(MAX_REQUEST as u64 + 1);
-    let mut line = String::new();
-    r.read_line(&mut line).await?;
+    let mut raw = Vec::new();
+    r.read_until(b'\n', &mut raw).await?;
+    // not UTF-8: answered like any other request that is not a known one
+    let line = String::from_utf8(raw)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     if line.len() > MAX_REQUEST {
         return write_line(
             &mut w,

@@ -148,6 +148,14 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
                 dst = Some(IpAddr::V6(*ip))
             }
+            // AF_BRIDGE messages (vxlan remotes) carry NDA_DST untyped
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                dst = match b.len() {
+                    4 => <[u8; 4]>::try_from(&b[..]).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(&b[..]).ok().map(IpAddr::from),
+                    _ => None,
+                }
+            }
             NeighbourAttribute::LinkLayerAddress(b) => lladdr = mac_of(b),
             _ => {}
         }
