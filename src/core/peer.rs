@@ -227,10 +227,13 @@ impl PeerMachine {
     pub fn on_peer_link(&mut self, link: LinkState) -> Vec<PeerChange> {
         let was_down = self.peer_link == LinkState::Down;
         self.peer_link = link;
-        let mut out: Vec<PeerChange> = self.update_split_brain().into_iter().collect();
+        // Recovery first: its holds must be in place before the split-brain
+        // hold is lifted, or the members would come up for a moment.
+        let mut out = Vec::new();
         if was_down && link == LinkState::Up && self.state == PeerState::Up {
             out.push(PeerChange::PeerLinkRecovered);
         }
+        out.extend(self.update_split_brain());
         out
     }
 
@@ -399,7 +402,7 @@ mod tests {
         );
         assert_eq!(
             p.on_peer_link(LinkState::Up),
-            vec![PeerChange::SplitBrain(false), PeerChange::PeerLinkRecovered]
+            vec![PeerChange::PeerLinkRecovered, PeerChange::SplitBrain(false)]
         );
         // peer lost entirely: no split-brain, both stay active
         p.on_peer_link(LinkState::Down);

@@ -88,6 +88,8 @@ pub struct Daemon {
     /// Interface/device names → gateways that depend on them.
     by_name: HashMap<String, Vec<usize>>,
     peer: Option<peering::PeerRuntime>,
+    /// Answer a peer that just appeared at once rather than at the next tick.
+    heartbeat_now: bool,
 }
 
 /// The configured way holds end.
@@ -134,6 +136,7 @@ impl Daemon {
             version,
             by_name: HashMap::new(),
             peer: None,
+            heartbeat_now: false,
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -1142,6 +1145,9 @@ impl Daemon {
                 r = peering::recv(hb_sock.as_deref(), &mut rx_buf) => {
                     if let Ok((n, from)) = r {
                         self.on_datagram(&rx_buf[..n], from, Instant::now());
+                        if std::mem::take(&mut self.heartbeat_now) {
+                            hb_tick.reset_immediately();
+                        }
                     }
                 }
                 Some((req, reply)) = req_rx.recv() => {

@@ -366,6 +366,7 @@ impl Daemon {
                 .unwrap_or_default();
             match c {
                 PeerChange::State(PeerState::Up) => {
+                    self.heartbeat_now = true;
                     self.emit(
                         Notice::new(
                             Kind::Alert,
