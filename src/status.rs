@@ -29,6 +29,9 @@ pub struct PeerStatus {
     /// Heartbeat counters: `{"tx", "rx", "dropped": {reason: count}}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeats: Option<serde_json::Value>,
+    /// ARP/ND sync channel: `{"state", "sessions", "peer_entries", "bulk_complete"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

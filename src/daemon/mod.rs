@@ -90,6 +90,9 @@ pub struct Daemon {
     peer: Option<peering::PeerRuntime>,
     /// Answer a peer that just appeared at once rather than at the next tick.
     heartbeat_now: bool,
+    sync: Option<syncing::SyncRuntime>,
+    /// A (re)started sync runtime's event stream, for the event loop to take.
+    sync_rx_pending: Option<mpsc::Receiver<syncing::SyncEvent>>,
 }
 
 /// The configured way holds end.
@@ -137,6 +140,8 @@ impl Daemon {
             by_name: HashMap::new(),
             peer: None,
             heartbeat_now: false,
+            sync: None,
+            sync_rx_pending: None,
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -586,7 +591,12 @@ impl Daemon {
         let mut members_dirty = false;
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
+        let mut neigh_changes = Vec::new();
         for ev in events {
+            if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
+                let was_local = self.view.neighs.get(k).is_some_and(|i| !i.synced);
+                neigh_changes.push((ev.clone(), was_local));
+            }
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
@@ -607,6 +617,10 @@ impl Daemon {
         }
         if members_dirty {
             self.reconcile_members(now);
+        }
+        if !neigh_changes.is_empty() {
+            self.sync_local_changes(&neigh_changes);
+            self.update_progress(now);
         }
         if peer_link_dirty
             || peer_link.is_some()
@@ -669,11 +683,15 @@ impl Daemon {
             .iter()
             .flat_map(|m| [m.deadline(), m.min_deadline(min).filter(|_| dynamic)])
             .flatten();
-        g.chain(m).chain(self.peer_deadline()).min()
+        g.chain(m)
+            .chain(self.peer_deadline())
+            .chain(self.sync_deadline())
+            .min()
     }
 
     fn on_timer(&mut self, now: Instant) {
         self.on_peer_tick(now);
+        self.sync_grace_expired(now);
         for i in 0..self.gateways.len() {
             let due = self.gateways[i]
                 .machine
@@ -898,6 +916,7 @@ impl Daemon {
                     consistent: None,
                     mismatches: None,
                     heartbeats: None,
+                    sync: None,
                 },
                 Some(p) => PeerStatus {
                     state: p.machine.state.as_str().into(),
@@ -911,6 +930,14 @@ impl Daemon {
                             .map(|m| serde_json::json!({"gateway": m.gateway, "field": m.field, "local": m.local, "peer": m.peer}))
                             .collect(),
                     ),
+                    sync: self.sync.as_ref().map(|s| {
+                        serde_json::json!({
+                            "state": if s.established { "established" } else { "connecting" },
+                            "sessions": s.sessions,
+                            "peer_entries": s.table.len(),
+                            "bulk_complete": s.bulk_complete,
+                        })
+                    }),
                     heartbeats: Some(serde_json::json!({
                         "tx": p.link.counters.tx,
                         "rx": p.link.counters.rx,
@@ -1093,6 +1120,8 @@ impl Daemon {
         let mut audit_tick = tokio::time::interval(AUDIT_INTERVAL);
         audit_tick.tick().await;
         self.bind_peer()?;
+        self.start_sync();
+        let mut sync_rx: Option<mpsc::Receiver<syncing::SyncEvent>> = None;
         let mut hb_period = self.heartbeat_period();
         let mut hb_tick = tokio::time::interval(hb_period);
         hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1121,6 +1150,12 @@ impl Daemon {
                 hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
             let hb_sock = self.peer.as_ref().and_then(|p| p.socket.clone());
+            if let Some(rx) = self.sync_rx_pending.take() {
+                sync_rx = Some(rx);
+            }
+            if self.sync.is_none() {
+                sync_rx = None;
+            }
             let deadline = self.next_deadline();
             let sleep = async {
                 match deadline {
@@ -1162,6 +1197,7 @@ impl Daemon {
                     };
                     let _ = reply.send(r);
                 }
+                Some(ev) = recv_sync(&mut sync_rx) => self.on_sync_event(ev, Instant::now()),
                 _ = hup.recv() => { let _ = self.reload(Instant::now()); }
                 _ = audit_tick.tick() => self.audit(),
                 _ = watchdog_tick.tick(), if watchdog.is_some() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
@@ -1180,6 +1216,15 @@ fn describe(s: GwState) -> String {
     match s.reason() {
         Some(r) => format!("{} ({r})", s.name()),
         None => s.name().to_string(),
+    }
+}
+
+async fn recv_sync(
+    rx: &mut Option<mpsc::Receiver<syncing::SyncEvent>>,
+) -> Option<syncing::SyncEvent> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -186,14 +186,22 @@ impl Daemon {
     pub(super) fn update_peer(&mut self, new: &crate::config::Config, now: Instant) {
         let fresh = |p: &Peer, node: &str| PeerRuntime::new(p, node, super::unix_ms(), now);
         match (&mut self.peer, &new.peer) {
-            (_, None) => self.peer = None,
+            (_, None) => {
+                self.peer = None;
+                self.sync = None;
+            }
             (Some(rt), Some(p))
                 if rt.cfg.local == p.local
                     && rt.cfg.address == p.address
                     && rt.cfg.port == p.port =>
             {
                 match keyring(p) {
-                    Ok(k) => rt.link.keys = k,
+                    Ok(k) => {
+                        if let Some(s) = &self.sync {
+                            s.set_keys(k.clone());
+                        }
+                        rt.link.keys = k;
+                    }
                     Err(e) => tracing::warn!("peer keys not re-read: {e}"),
                 }
                 rt.machine.interval = p.interval;
