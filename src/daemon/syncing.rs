@@ -405,7 +405,7 @@ impl Daemon {
     /// The grace period after a lost session ran out: the peer's entries go.
     pub(super) fn sync_grace_expired(&mut self, now: Instant) {
         let Some(s) = self.sync.as_mut() else { return };
-        if !s.grace_until.is_some_and(|t| now >= t) || s.established {
+        if s.grace_until.is_none_or(|t| now < t) || s.established {
             return;
         }
         s.grace_until = None;
