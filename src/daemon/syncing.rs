@@ -379,7 +379,8 @@ impl Daemon {
             let existing = self.view.neighs.get(&KKey { ifindex, ip });
             match c {
                 Change::Upsert(e) => {
-                    if existing.is_some_and(|i| !i.synced) {
+                    // a local entry wins; an identical synced one needs nothing
+                    if existing.is_some_and(|i| !i.synced || i.mac.0 == e.mac) {
                         continue;
                     }
                     msgs.push(synced_neigh_install(ifindex, e.ip, Mac(e.mac)));
