@@ -473,27 +473,21 @@ impl Daemon {
         let gateways_up = self.gateways.iter().all(|g| g.machine.state == GwState::Up);
         let min = self.cfg.mlag.member_min_delay;
         for k in 0..self.members.len() {
-            if dynamic && self.members[k].release_early(now, min, gateways_up) {
+            let why = if dynamic && self.members[k].release_early(now, min, gateways_up) {
+                Some("every gateway is up")
+            } else if self.members[k].tick(now) {
+                Some("member up-delay over")
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 let name = self.members[k].name.clone();
                 self.emit(
                     Notice::new(
                         Kind::State,
                         ids::HOLD_END,
                         name.clone(),
-                        format!("member {name} released: every gateway is up"),
-                    )
-                    .with("state", "up"),
-                );
-                changed = true;
-            }
-            if self.members[k].tick(now) {
-                let name = self.members[k].name.clone();
-                self.emit(
-                    Notice::new(
-                        Kind::State,
-                        ids::HOLD_END,
-                        name.clone(),
-                        format!("member {name} released: member up-delay over"),
+                        format!("member {name} released: {why}"),
                     )
                     .with("state", "up"),
                 );

@@ -2,8 +2,7 @@
 //! what the daemon does with what the peer machine concludes (alerts, roles,
 //! strict-mode holds, split-brain and peer-link recovery holds).
 
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::OwnedFd;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -51,33 +50,6 @@ pub fn keyring(cfg: &Peer) -> Result<Keyring, PeerSetupError> {
         None => None,
     };
     Ok(Keyring { current, previous })
-}
-
-/// UDP socket on `local:port`, bound even before the address is configured
-/// (IP_FREEBIND): the heartbeat starts as soon as the address appears.
-pub fn bind(local: SocketAddr) -> Result<tokio::net::UdpSocket, std::io::Error> {
-    use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt,
-    };
-    let family = if local.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd: OwnedFd = socket(
-        family,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    // IP_FREEBIND applies to IPv6 sockets too (the flag is on the inet socket)
-    setsockopt(&fd, sockopt::IpFreebind, &true)?;
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrStorage::from(local),
-    )?;
-    tokio::net::UdpSocket::from_std(UdpSocket::from(fd))
 }
 
 impl PeerRuntime {
@@ -175,7 +147,8 @@ impl Daemon {
         };
         let addr = p.local_addr();
         let s = std::sync::Arc::new(
-            bind(addr).map_err(|source| PeerSetupError::Socket { addr, source })?,
+            crate::peer::net::udp(addr)
+                .map_err(|source| PeerSetupError::Socket { addr, source })?,
         );
         p.socket = Some(s.clone());
         Ok(Some(s))

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -53,32 +52,6 @@ impl Drop for SyncRuntime {
     }
 }
 
-fn listen_freebind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
-        socket, sockopt,
-    };
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd: OwnedFd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    setsockopt(&fd, sockopt::IpFreebind, &true)?;
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrStorage::from(addr),
-    )?;
-    listen(&fd, Backlog::new(4).map_err(std::io::Error::from)?)?;
-    tokio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
-}
-
 /// One session after another, forever: connect (or accept), run, back off.
 async fn manage(
     local: IpAddr,
@@ -93,7 +66,7 @@ async fn manage(
         Role::Server
     };
     let listener = match role {
-        Role::Server => match listen_freebind(SocketAddr::new(local, peer.port())) {
+        Role::Server => match crate::peer::net::tcp_listener(SocketAddr::new(local, peer.port())) {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::error!(
