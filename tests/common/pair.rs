@@ -424,3 +424,152 @@ pub fn send_udp(ns: &Netns, src: Ipv4Addr, dst: SocketAddrV4, payload: Vec<u8>) 
         s.local_addr().expect("local addr")
     })
 }
+
+// ---------------------------------------------------------------------------
+// ARP/ND sync channel and dynamic up-delay (tests/sync.rs)
+// ---------------------------------------------------------------------------
+
+impl Side {
+    /// This side's config in dynamic up-delay mode: `[up_delay] mode =
+    /// "dynamic"` with `min` / `max`, and `member_up_delay` (which must exceed
+    /// `max`) instead of the usual 2 s.
+    pub fn config_dynamic(
+        &self,
+        opts: &PeerOpts,
+        gateways: &[Gw],
+        min: &str,
+        max: &str,
+        member_up_delay: &str,
+    ) -> String {
+        let base = self.config(opts, gateways).replace(
+            "member_up_delay = \"2s\"",
+            &format!("member_up_delay = \"{member_up_delay}\""),
+        );
+        base + &format!("[up_delay]\nmode = \"dynamic\"\nmin = \"{min}\"\nmax = \"{max}\"\n")
+    }
+
+    pub fn write_config_dynamic(
+        &self,
+        opts: &PeerOpts,
+        gateways: &[Gw],
+        min: &str,
+        max: &str,
+        member_up_delay: &str,
+    ) {
+        let c = self.config_dynamic(opts, gateways, min, max, member_up_delay);
+        std::fs::write(self.work.config(), c).expect("write config");
+    }
+}
+
+/// One usable neighbour entry as `ip -j neigh` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighRow {
+    pub mac: String,
+    pub extern_learn: bool,
+    pub state: Vec<String>,
+}
+
+/// The usable neighbour entries of `dev` in any NUD state (`nud all`: NOARP
+/// and PERMANENT included) that have a link-layer address and are not
+/// FAILED / INCOMPLETE / NONE, by IP as `ip` prints it. Empty if `dev` is absent.
+pub fn neigh_rows(ns: &Netns, dev: &str) -> std::collections::BTreeMap<String, NeighRow> {
+    let mut m = std::collections::BTreeMap::new();
+    let Ok(out) = ns.try_ip(&format!("-j neigh show dev {dev} nud all")) else {
+        return m;
+    };
+    if out.trim().is_empty() {
+        return m;
+    }
+    let v: Value = serde_json::from_str(&out).expect("ip -j neigh json");
+    for n in v.as_array().into_iter().flatten() {
+        let (Some(ip), Some(mac)) = (n["dst"].as_str(), n["lladdr"].as_str()) else {
+            continue;
+        };
+        let state: Vec<String> = n["state"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        if state
+            .iter()
+            .any(|s| s == "FAILED" || s == "INCOMPLETE" || s == "NONE")
+        {
+            continue;
+        }
+        m.insert(
+            ip.to_string(),
+            NeighRow {
+                mac: mac.to_string(),
+                extern_learn: n.get("extern_learn").is_some(),
+                state,
+            },
+        );
+    }
+    m
+}
+
+/// `ip -n NS -batch -` with these lines (e.g. `neigh replace ...`), asserting success.
+pub fn ip_batch(ns: &Netns, lines: &[String]) {
+    use std::io::Write;
+    if lines.is_empty() {
+        return;
+    }
+    let mut child = Command::new("ip")
+        .args(["-n", &ns.name, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ip -batch");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let text = lines.join("\n") + "\n";
+    stdin.write_all(text.as_bytes()).expect("write ip -batch");
+    drop(stdin);
+    let o = child.wait_with_output().expect("ip -batch");
+    assert!(
+        o.status.success(),
+        "ip -n {} -batch: {}",
+        ns.name,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The `peer.sync` object of a status document.
+pub fn sync_of(d: &Daemon) -> Value {
+    d.status()["peer"]["sync"].clone()
+}
+
+/// Wait until the sync session is established and the peer's bulk is in.
+pub fn wait_sync_established(d: &Daemon) {
+    wait_for("sync established with bulk complete", || {
+        let s = sync_of(d);
+        if s["state"] == "established" && s["bulk_complete"] == true {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+}
+
+/// Milliseconds since the epoch of a `dagw monitor --json` line's `ts`
+/// (RFC 3339 UTC with milliseconds, `YYYY-MM-DDTHH:MM:SS.mmmZ`).
+pub fn ts_ms(v: &Value) -> i64 {
+    let ts = v["ts"].as_str().unwrap_or_else(|| panic!("no ts in {v}"));
+    let num = |r: std::ops::Range<usize>| -> i64 {
+        ts.get(r.clone())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad ts {ts} at {r:?}"))
+    };
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let (hh, mm, ss, ms) = (num(11..13), num(14..16), num(17..19), num(20..23));
+    // days from civil (Howard Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    ((days * 86400 + hh * 3600 + mm * 60 + ss) * 1000) + ms
+}
