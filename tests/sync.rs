@@ -884,3 +884,52 @@ fn multicast_neighbours_not_synced() {
         "A's multicast neighbour entries were synced to B as extern_learn: {synced_mc:?}"
     );
 }
+
+/// B's SVI goes down and up while the session stays: the gateway device's
+/// carrier drops (protodown while held), and the kernel flushes the
+/// `extern_learn` entries on it. The peer's entries are still in B's view of
+/// A's table, so B must put them back: its dynamic hold then ends on the
+/// counts (no `sync-incomplete`), with A's entries installed again.
+#[test]
+fn svi_flap_restores_synced_entries() {
+    if !require_root("svi_flap_restores_synced_entries") {
+        return;
+    }
+    let pair = Pair::new("syn8");
+    let opts = PeerOpts::default();
+    for s in [&pair.a, &pair.b] {
+        s.write_config_dynamic(&opts, &gw10(), "1s", "8s", "15s");
+    }
+    let da = pair.a.start();
+    let db = pair.b.start();
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    da.wait_gateway("vlanif10", "up", None);
+    db.wait_gateway("vlanif10", "up", None);
+    wait_sync_established(&db);
+    let (na, nb) = (&pair.a.ns, &pair.b.ns);
+    let a = entries(0x0a, 0, 10..60, &[1, 2, 3]);
+    learn(na, &a);
+    wait_synced("A's entries on B", nb, &a);
+    let mon = synced_monitor(&db);
+
+    nb.ip("link set br10 down");
+    db.wait_gateway("vlanif10", "down", Some("svi-down"));
+    nb.ip("link set br10 up");
+    let mut last = Value::Null;
+    let ok = wait_until(LONG, || {
+        last = db.gateway("vlanif10");
+        last["state"] == "up"
+    });
+    assert!(ok, "B's gateway never up again: {last}");
+    let s = sync_of(&db);
+    assert_eq!(s["state"], "established", "the session stayed: {s}");
+    assert!(
+        alerts(&mon, "sync-incomplete").is_empty(),
+        "B's hold ran to max although the peer's table was complete ({s}; {} of A's {} entries installed on B): {:#?}",
+        synced_of(nb).len(),
+        a.len(),
+        mon.lines()
+    );
+    wait_synced("A's entries on B after the SVI flap", nb, &a);
+}
