@@ -91,6 +91,9 @@ pub struct Daemon {
     /// Answer a peer that just appeared at once rather than at the next tick.
     heartbeat_now: bool,
     sync: Option<syncing::SyncRuntime>,
+    /// Gateways whose SVI came back: the peer's entries are re-installed once
+    /// their device is up again (the kernel flushed them with the carrier).
+    reinstall_pending: BTreeSet<usize>,
     /// A (re)started sync runtime's event stream, for the event loop to take.
     sync_rx_pending: Option<mpsc::Receiver<syncing::SyncEvent>>,
 }
@@ -142,6 +145,7 @@ impl Daemon {
             heartbeat_now: false,
             sync: None,
             sync_rx_pending: None,
+            reinstall_pending: BTreeSet::new(),
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -326,6 +330,9 @@ impl Daemon {
         if let Some(new) = self.gateways[i].machine.observe(svi, now) {
             self.gateways[i].converged = false;
             self.note_gateway_state(i, before, new);
+            if matches!(before, GwState::Down(_)) && !matches!(new, GwState::Down(_)) {
+                self.reinstall_pending.insert(i);
+            }
         }
         let g = &self.gateways[i];
         if g.retry_at.is_some_and(|t| now < t) {
@@ -335,6 +342,9 @@ impl Daemon {
             let g = &self.gateways[i];
             let plan = gateway::plan(&g.cfg, g.machine.wants_protodown(), &self.view);
             if plan.is_empty() {
+                if self.reinstall_pending.remove(&i) {
+                    self.reinstall_peer_entries(i);
+                }
                 let g = &mut self.gateways[i];
                 if !g.converged {
                     g.converged = true;
@@ -410,6 +420,11 @@ impl Daemon {
 
     fn execute(&mut self, plan: &[Action]) -> Result<(), NetlinkError> {
         for a in plan {
+            if let Action::CreateDevice { gateway, .. } = a
+                && let Some(i) = self.gateways.iter().position(|g| &g.cfg.name == gateway)
+            {
+                self.reinstall_pending.insert(i);
+            }
             let out = self.exec.apply(a)?;
             a.assume_done(&mut self.view);
             if let Some(l) = out.link {
@@ -586,10 +601,14 @@ impl Daemon {
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
         let mut neigh_changes = Vec::new();
+        let mut lost_synced = Vec::new();
         for ev in events {
             if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
-                let was_local = self.view.neighs.get(k).is_some_and(|i| !i.synced);
-                neigh_changes.push((ev.clone(), was_local));
+                let was = self.view.neighs.get(k).copied();
+                neigh_changes.push((ev.clone(), was.is_some_and(|i| !i.synced)));
+                if matches!(ev, KernelEvent::NeighGone(_)) && was.is_some_and(|i| i.synced) {
+                    lost_synced.push(*k);
+                }
             }
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
@@ -611,6 +630,9 @@ impl Daemon {
         }
         if members_dirty {
             self.reconcile_members(now);
+        }
+        if !lost_synced.is_empty() {
+            self.restore_synced(&lost_synced);
         }
         if !neigh_changes.is_empty() {
             self.sync_local_changes(&neigh_changes);

@@ -278,6 +278,7 @@ impl Daemon {
                 self.send_outbound(Outbound::Bulk(bulk));
             }
             SyncEvent::Msg(m) => {
+                let mut reconcile_kernel = false;
                 let mut changes = Vec::new();
                 s.table.apply(&m, &mut changes);
                 match &m {
@@ -295,6 +296,7 @@ impl Daemon {
                     }
                     Inbound::BulkEnd { total } => {
                         s.bulk_complete = true;
+                        reconcile_kernel = true;
                         let n = Notice::new(
                             Kind::State,
                             ids::SYNC_SESSION,
@@ -325,6 +327,9 @@ impl Daemon {
                     _ => {}
                 }
                 self.apply_peer_changes(changes);
+                if reconcile_kernel {
+                    self.remove_unknown_synced();
+                }
                 if matches!(m, Inbound::BulkEnd { .. } | Inbound::Closed(_)) {
                     self.update_progress(now);
                 }
@@ -374,6 +379,81 @@ impl Daemon {
         if failed > 0 {
             tracing::warn!("sync: {failed} neighbour changes refused by the kernel");
         }
+    }
+
+    /// After a complete bulk the peer's table is the truth: synced entries in
+    /// the kernel that it does not hold (left from before our restart, or
+    /// deleted on the peer while no session was up) go.
+    fn remove_unknown_synced(&mut self) {
+        let Some(s) = self.sync.as_ref() else { return };
+        let devs = self.device_gateways();
+        let stale: Vec<(u32, IpAddr)> = self
+            .view
+            .neighs
+            .iter()
+            .filter(|(_, i)| i.synced)
+            .filter(|(k, _)| {
+                devs.get(&k.ifindex).is_some_and(|(kind, id)| {
+                    s.table
+                        .get(&NeighKey {
+                            gw_kind: *kind,
+                            gw_id: *id,
+                            ip: k.ip,
+                        })
+                        .is_none()
+                })
+            })
+            .map(|(k, _)| (k.ifindex, k.ip))
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let msgs = stale
+            .iter()
+            .map(|(i, ip)| synced_neigh_remove(*i, *ip))
+            .collect();
+        let _ = self.exec.neigh_batch(msgs);
+    }
+
+    /// Synced entries the kernel dropped (a carrier loss flushes a device's
+    /// table) while the peer still has them: put them back.
+    pub(super) fn restore_synced(&mut self, lost: &[KKey]) {
+        let Some(s) = self.sync.as_ref() else { return };
+        let devs = self.device_gateways();
+        let back: Vec<Change> = lost
+            .iter()
+            .filter_map(|k| {
+                let (kind, id) = devs.get(&k.ifindex)?;
+                let key = NeighKey {
+                    gw_kind: *kind,
+                    gw_id: *id,
+                    ip: k.ip,
+                };
+                s.table.get(&key).map(|mac| {
+                    Change::Upsert(NeighEntry {
+                        gw_kind: *kind,
+                        gw_id: *id,
+                        ip: k.ip,
+                        mac,
+                    })
+                })
+            })
+            .collect();
+        self.apply_peer_changes(back);
+    }
+
+    /// A gateway device came (back) up: the kernel flushed its neighbours
+    /// when it lost carrier, so install the peer's entries for it again.
+    pub(super) fn reinstall_peer_entries(&mut self, gw: usize) {
+        let Some(s) = self.sync.as_ref() else { return };
+        let (kind, id) = kind_id(self.gateways[gw].cfg.kind);
+        let entries: Vec<Change> = s
+            .table
+            .iter()
+            .filter(|e| e.gw_kind == kind && e.gw_id == id)
+            .map(Change::Upsert)
+            .collect();
+        self.apply_peer_changes(entries);
     }
 
     /// The grace period after a lost session ran out: the peer's entries go.

@@ -184,7 +184,17 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
             })
         }
         AddressFamily::Inet | AddressFamily::Inet6 => {
-            let key = NeighKey { ifindex, ip: dst? };
+            let ip = dst?;
+            // Multicast/broadcast "neighbours" are the kernel's own mappings,
+            // not hosts: neither counted nor synced.
+            let not_a_host = match ip {
+                IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+                IpAddr::V6(v6) => v6.is_multicast(),
+            };
+            if not_a_host {
+                return None;
+            }
+            let key = NeighKey { ifindex, ip };
             let usable = new
                 && lladdr.is_some()
                 && matches!(
