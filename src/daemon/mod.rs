@@ -605,7 +605,7 @@ impl Daemon {
         for ev in events {
             if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
                 let was = self.view.neighs.get(k).copied();
-                neigh_changes.push((ev.clone(), was.is_some_and(|i| !i.synced)));
+                neigh_changes.push((ev.clone(), was));
                 if matches!(ev, KernelEvent::NeighGone(_)) && was.is_some_and(|i| i.synced) {
                     lost_synced.push(*k);
                 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::Daemon;
 use crate::config::GatewayKind;
-use crate::core::kernel::{KernelEvent, NeighKey as KKey};
+use crate::core::kernel::{KernelEvent, NeighInfo, NeighKey as KKey};
 use crate::core::mac::Mac;
 use crate::netlink::executor::{synced_neigh_install, synced_neigh_remove};
 use crate::peer::auth::Keyring;
@@ -226,18 +226,21 @@ impl Daemon {
         }
     }
 
-    /// Local neighbour changes → increments for the peer. `before` is each
-    /// event's previous view entry (to know whether a vanished one was ours).
-    pub(super) fn sync_local_changes(&mut self, changes: &[(KernelEvent, bool)]) {
+    /// Local neighbour changes → increments for the peer. Each event comes
+    /// with the view's entry before it: only new entries, new MACs and
+    /// vanished local entries are news (state ageing, REACHABLE → STALE, is not).
+    pub(super) fn sync_local_changes(&mut self, changes: &[(KernelEvent, Option<NeighInfo>)]) {
         if self.sync.as_ref().is_none_or(|s| s.outbound.is_none()) {
             return;
         }
         let devs = self.device_gateways();
         let mut adds = Vec::new();
         let mut dels = Vec::new();
-        for (ev, was_local) in changes {
+        for (ev, before) in changes {
             match ev {
-                KernelEvent::NeighUsable(k, info) if !info.synced => {
+                KernelEvent::NeighUsable(k, info)
+                    if !info.synced && before.is_none_or(|b| b.synced || b.mac != info.mac) =>
+                {
                     if let Some((kind, id)) = devs.get(&k.ifindex) {
                         adds.push(NeighEntry {
                             gw_kind: *kind,
@@ -247,7 +250,7 @@ impl Daemon {
                         });
                     }
                 }
-                KernelEvent::NeighGone(k) if *was_local => {
+                KernelEvent::NeighGone(k) if before.is_some_and(|b| !b.synced) => {
                     if let Some((kind, id)) = devs.get(&k.ifindex) {
                         dels.push(NeighKey {
                             gw_kind: *kind,

@@ -9,7 +9,7 @@
 //! the middle of a bulk leaves the view as it was plus what arrived; the next
 //! session's bulk corrects it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::session::Inbound;
 use super::{NeighEntry, NeighKey};
@@ -24,9 +24,12 @@ pub enum Change {
 
 #[derive(Debug, Default)]
 pub struct PeerTable {
-    entries: HashMap<NeighKey, [u8; 6]>,
-    /// Keys seen since BulkStart, while a bulk is in progress.
-    bulk: Option<HashSet<NeighKey>>,
+    /// MAC and the bulk generation that last carried the entry (marking the
+    /// entries in place costs 4 bytes each; a set of seen keys would double
+    /// the memory at 100k entries).
+    entries: HashMap<NeighKey, ([u8; 6], u32)>,
+    generation: u32,
+    in_bulk: bool,
 }
 
 impl PeerTable {
@@ -43,15 +46,15 @@ impl PeerTable {
     }
 
     pub fn get(&self, key: &NeighKey) -> Option<[u8; 6]> {
-        self.entries.get(key).copied()
+        self.entries.get(key).map(|(mac, _)| *mac)
     }
 
     pub fn in_bulk(&self) -> bool {
-        self.bulk.is_some()
+        self.in_bulk
     }
 
     pub fn iter(&self) -> impl Iterator<Item = NeighEntry> + '_ {
-        self.entries.iter().map(|(k, mac)| NeighEntry {
+        self.entries.iter().map(|(k, (mac, _))| NeighEntry {
             gw_kind: k.gw_kind,
             gw_id: k.gw_id,
             ip: k.ip,
@@ -63,33 +66,32 @@ impl PeerTable {
     /// (nothing for an entry that is already known as it is).
     pub fn apply(&mut self, msg: &Inbound, changes: &mut Vec<Change>) {
         match msg {
-            Inbound::Established { .. } | Inbound::Closed(_) => self.bulk = None,
-            Inbound::BulkStart { .. } => self.bulk = Some(HashSet::with_capacity(self.len())),
+            Inbound::Established { .. } | Inbound::Closed(_) => self.in_bulk = false,
+            Inbound::BulkStart { .. } => {
+                self.in_bulk = true;
+                self.generation = self.generation.wrapping_add(1);
+            }
             Inbound::Entries(v) => {
+                let generation = self.generation;
                 for e in v {
-                    let k = e.key();
-                    if let Some(seen) = &mut self.bulk {
-                        seen.insert(k);
-                    }
-                    if self.entries.insert(k, e.mac) != Some(e.mac) {
+                    let old = self.entries.insert(e.key(), (e.mac, generation));
+                    if old.map(|(mac, _)| mac) != Some(e.mac) {
                         changes.push(Change::Upsert(*e));
                     }
                 }
             }
             Inbound::Deletes(v) => {
                 for k in v {
-                    if let Some(seen) = &mut self.bulk {
-                        seen.remove(k);
-                    }
                     if self.entries.remove(k).is_some() {
                         changes.push(Change::Remove(*k));
                     }
                 }
             }
             Inbound::BulkEnd { .. } => {
-                if let Some(seen) = self.bulk.take() {
-                    self.entries.retain(|k, _| {
-                        let keep = seen.contains(k);
+                if std::mem::take(&mut self.in_bulk) {
+                    let current = self.generation;
+                    self.entries.retain(|k, (_, g)| {
+                        let keep = *g == current;
                         if !keep {
                             changes.push(Change::Remove(*k));
                         }
