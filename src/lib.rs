@@ -1,5 +1,6 @@
 //! dagw — dual-active gateway agent for an M-LAG switch pair.
-#![forbid(unsafe_code)]
+// Unsafe code is denied everywhere but in `sys`, which says why it needs it.
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod control;
@@ -9,4 +10,5 @@ pub mod netlink;
 pub mod peer;
 pub mod status;
 pub mod sync;
+pub mod sys;
 pub mod telemetry;

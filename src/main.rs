@@ -125,6 +125,7 @@ fn run(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     for w in &warnings {
         tracing::warn!("{}", w.render(&path.display().to_string()));
     }
+    dagw::sys::release_free_memory();
     let socket = socket.unwrap_or_else(|| cfg.node.socket.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

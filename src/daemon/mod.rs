@@ -827,7 +827,9 @@ impl Daemon {
 
     fn reload(&mut self, now: Instant) -> Result<Vec<Diagnostic>, Vec<String>> {
         let file = self.cfg_path.display().to_string();
-        match config::load(&self.cfg_path) {
+        let loaded = config::load(&self.cfg_path);
+        crate::sys::release_free_memory();
+        match loaded {
             Ok((new, warnings)) => {
                 if new.node.socket != self.cfg.node.socket
                     || new.node.state_dir != self.cfg.node.state_dir
@@ -1144,6 +1146,7 @@ impl Daemon {
         // one byte more than the largest valid packet: an oversized one is seen as such
         let mut rx_buf = [0u8; crate::peer::codec::MAX_PACKET + 1];
         watchdog_tick.tick().await;
+        crate::sys::release_free_memory();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.emit(
             Notice::new(
