@@ -200,6 +200,34 @@ fn wait_idle(pid: u32) {
     }
 }
 
+/// Wait (at most 120 s) until the machine is idle: under 10% of one core
+/// busy over a second, so kernel clean-up of earlier runs is not measured.
+fn wait_quiet() {
+    let busy = || {
+        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = s
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+        (f.iter().sum::<u64>(), idle)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let (t0, i0) = busy();
+        std::thread::sleep(Duration::from_secs(1));
+        let (t1, i1) = busy();
+        let total = (t1 - t0).max(1) as f64;
+        if ((total - (i1 - i0) as f64) / total) < 0.05 {
+            return;
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -277,14 +305,21 @@ fn main() {
         "gws", "dagw", "ip -batch", "ratio"
     );
     let mut rss_4094 = None;
+    let mut kept = Vec::new();
     for &n in &sizes {
+        // Both namespaces are built first and kept until the end: the kernel
+        // tears a namespace down in the background, and that work would
+        // otherwise land inside the next measurement.
+        let floor_ns = Ns::new(&format!("dagwb-floor{n}"), n);
+        let ns = Ns::new(&format!("dagwb-agent{n}"), n);
+        wait_quiet();
         let floor = {
-            let ns = Ns::new("dagwb-floor", n);
             let (ip, br) = floor_script(n);
-            batch(&ns.0, "ip", &ip) + batch(&ns.0, "bridge", &br)
+            batch(&floor_ns.0, "ip", &ip) + batch(&floor_ns.0, "bridge", &br)
         };
-        let ns = Ns::new("dagwb-agent", n);
+        wait_quiet();
         let agent = start_agent(&ns.0, n);
+        kept.push(floor_ns);
         if n == 4094 {
             rss_4094 = Some(rss_kb(agent.child.id()));
         }
@@ -321,6 +356,7 @@ fn main() {
             );
         }
         drop(agent);
+        kept.push(ns);
     }
     if let Some(kb) = rss_4094 {
         println!(
