@@ -16,7 +16,8 @@
 #
 # Static mode holds for a blind up_delay; dynamic mode holds until sw2's table
 # has caught up with sw1's (bounded by min/max). Everything is removed on exit.
-# Environment: DAGW=prebuilt binary, ENTRIES (default 3000).
+# Environment: DAGW=prebuilt binary, ENTRIES (default 3000), MODES (default
+# "static dynamic").
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -111,6 +112,7 @@ EOF
     PIDS+=("$traffic")
     sleep 2
 
+    info "sw1 before the reboot: $(q "$s1" "$GW['state'] + ' arp ' + str($GW['arp'])")"
     info "sw2 reboots: agent killed, gateway devices, neighbours and state lost, links down"
     kill -9 "$PID_sw2"
     ip -n "$NS_SW2" link del gw10
@@ -135,6 +137,7 @@ EOF
     held=$(python3 -c "import time; print('%.2f' % (time.time() - $t0))")
     arp=$(q "$s2" "$GW['arp']")
     info "sw2 gateway up after ${held} s (from agent start), ARP at release: $arp"
+    info "sw1 now: $(q "$s1" "$GW['state'] + ' arp ' + str($GW['arp'])") (kernel: $(ip -n "$NS_SW1" neigh show dev gw10 | wc -l) entries)"
     wait_q 60 "$s2" "s['members'][0]['state']" up
     info "sw2 member released; sw1's member fails: the server moves to sw2"
     ip -n "$NS_SW1" link set bond1 down
@@ -160,8 +163,9 @@ main() {
     SAVED_GC="$(sysctl -n net.ipv4.neigh.default.gc_thresh1) $(sysctl -n net.ipv4.neigh.default.gc_thresh2) $(sysctl -n net.ipv4.neigh.default.gc_thresh3)"
     sysctl -qw net.ipv4.neigh.default.gc_thresh1=16384 net.ipv4.neigh.default.gc_thresh2=32768 net.ipv4.neigh.default.gc_thresh3=65536
     RESULTS=()
-    run_mode static
-    run_mode dynamic
+    for mode in ${MODES:-static dynamic}; do
+        run_mode "$mode"
+    done
     step "results (sw2 restarted with $ENTRIES ARP entries on its peer)"
     printf '   %s\n' "${RESULTS[@]}"
 }
