@@ -436,7 +436,7 @@ fn plan_fdb(gw: &Gateway, svi: &Link, view: &KernelView, out: &mut Vec<Action>) 
 
 /// Devices marked as dagw's whose gateway is no longer configured, and the
 /// vMAC FDB entries only they needed.
-pub fn plan_stale(gateways: &[Gateway], view: &KernelView) -> Vec<Action> {
+pub fn plan_stale(gateways: &[&Gateway], view: &KernelView) -> Vec<Action> {
     let names: HashSet<&str> = gateways.iter().map(|g| g.name.as_str()).collect();
     let mut out = Vec::new();
     for l in view.links.values() {
@@ -771,6 +771,6 @@ mod tests {
                 }
             ]
         );
-        assert!(plan_stale(&[gw()], &v).is_empty());
+        assert!(plan_stale(&[&gw()], &v).is_empty());
     }
 }

@@ -109,10 +109,10 @@ fn policy(cfg: &Config) -> DelayPolicy {
     }
 }
 
-fn runtime(cfg: &Gateway, policy: DelayPolicy) -> GwRuntime {
+fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
     GwRuntime {
-        cfg: cfg.clone(),
         machine: GatewayMachine::with_policy(cfg.up_delay, policy),
+        cfg,
         drift: DriftGuard::default(),
         converged: false,
         retry_at: None,
@@ -121,10 +121,14 @@ fn runtime(cfg: &Gateway, policy: DelayPolicy) -> GwRuntime {
 }
 
 impl Daemon {
-    pub fn new(cfg: Config, cfg_path: PathBuf, version: String) -> Result<Self, DaemonError> {
+    pub fn new(mut cfg: Config, cfg_path: PathBuf, version: String) -> Result<Self, DaemonError> {
         let exec = Executor::open()?;
         let p = policy(&cfg);
-        let gateways = cfg.gateways.iter().map(|g| runtime(g, p)).collect();
+        // The gateways live in their runtimes only (4094 of them are a few MB).
+        let gateways = std::mem::take(&mut cfg.gateways)
+            .into_iter()
+            .map(|g| runtime(g, p))
+            .collect();
         let members = cfg
             .mlag
             .members
@@ -294,7 +298,9 @@ impl Daemon {
     }
 
     fn remove_stale(&mut self) {
-        for a in gateway::plan_stale(&self.cfg.gateways, &self.view) {
+        let configured: Vec<&Gateway> = self.gateways.iter().map(|g| &g.cfg).collect();
+        let stale = gateway::plan_stale(&configured, &self.view);
+        for a in stale {
             let name = a
                 .target()
                 .and_then(|i| self.view.link(i))
@@ -735,8 +741,10 @@ impl Daemon {
         }
     }
 
-    /// Sysctls have no events; check them slowly.
+    /// Sysctls have no events; check them slowly. Also hand memory freed by
+    /// bursts (start-up events, a bulk sync) back to the system.
     fn audit(&mut self) {
+        crate::sys::release_free_memory();
         for i in 0..self.gateways.len() {
             let g = &self.gateways[i];
             if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
@@ -772,16 +780,15 @@ impl Daemon {
     }
 
     /// Apply a new configuration whole. Validation happened already.
-    fn apply_config(&mut self, new: Config, now: Instant) {
+    fn apply_config(&mut self, mut new: Config, now: Instant) {
         let mut old: HashMap<String, GwRuntime> = self
             .gateways
             .drain(..)
             .map(|g| (g.cfg.name.clone(), g))
             .collect();
         let p = policy(&new);
-        self.gateways = new
-            .gateways
-            .iter()
+        self.gateways = std::mem::take(&mut new.gateways)
+            .into_iter()
             .map(|c| match old.remove(&c.name) {
                 Some(mut g) => {
                     if g.cfg.interface != c.interface {
@@ -789,7 +796,7 @@ impl Daemon {
                     }
                     g.machine.up_delay = c.up_delay;
                     g.machine.policy = p;
-                    g.cfg = c.clone();
+                    g.cfg = c;
                     g.converged = false;
                     g.retry_at = None;
                     g

@@ -172,11 +172,12 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
             if !is_static {
                 return None;
             }
-            let f = Fdb {
-                ifindex,
-                mac: lladdr?,
-                dst,
-            };
+            let mac = lladdr?;
+            // the bridge's multicast entries are never a vMAC nor a flood entry
+            if mac.is_multicast() {
+                return None;
+            }
+            let f = Fdb { ifindex, mac, dst };
             Some(if new {
                 KernelEvent::FdbAdded(f)
             } else {
