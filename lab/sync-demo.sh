@@ -43,7 +43,8 @@ cleanup() {
         read -r g1 g2 g3 <<<"$SAVED_GC"
         sysctl -qw net.ipv4.neigh.default.gc_thresh1="$g1" net.ipv4.neigh.default.gc_thresh2="$g2" net.ipv4.neigh.default.gc_thresh3="$g3"
     fi
-    [[ -n $WORK ]] && rm -rf "$WORK"
+    [[ -n $WORK && ${KEEP_LOGS:-0} != 1 ]] && rm -rf "$WORK"
+    [[ ${KEEP_LOGS:-0} == 1 ]] && printf "logs kept in %s\n" "$WORK"
     exit "$rc"
 }
 
@@ -81,12 +82,27 @@ start() { # start SW
     eval "PID_$1=$!"
 }
 
+# wait_quiet: until the machine is idle (< 5 % busy over a second, at most 60 s):
+# the kernel tears the previous run's namespaces down in the background.
+wait_quiet() {
+    local i a b
+    for ((i = 0; i < 60; i++)); do
+        read -r -a a </proc/stat
+        sleep 1
+        read -r -a b </proc/stat
+        local total=0 idle=$((b[4] + b[5] - a[4] - a[5])) k
+        for k in 1 2 3 4 5 6 7 8; do total=$((total + b[k] - a[k])); done
+        ((total > 0 && (total - idle) * 100 / total < 5)) && return 0
+    done
+}
+
 run_mode() {
     local mode=$1 s1="$WORK/sw1.sock" s2="$WORK/sw2.sock"
     step "$mode mode"
     bash "$LAB_DIR/topology.sh" down
+    wait_quiet
     bash "$LAB_DIR/topology.sh" up >/dev/null
-    rm -rf "$WORK/sw1" "$WORK/sw2"
+    rm -rf "$WORK/sw1-state" "$WORK/sw2-state"
     config sw1 "$mode"
     config sw2 "$mode"
     "$DAGW" check -c "$WORK/sw1.toml" >/dev/null
@@ -119,7 +135,7 @@ EOF
     ip -n "$NS_SW2" link del gwb5010
     ip -n "$NS_SW2" link set bond1 down
     ip -n "$NS_SW2" link set peerlink down
-    rm -rf "$WORK/sw2"
+    rm -rf "$WORK/sw2-state"
     sleep 1
     ip -n "$NS_SW2" link set peerlink up
     ip -n "$NS_SW2" link set bond1 up
