@@ -21,6 +21,16 @@ bash lab/selftest.sh || rc=1
 echo "== cargo test"
 # RUST_TEST_THREADS instead of `-- --test-threads=2`: harness-less targets
 # (benches) do not all accept libtest's flags.
-RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test --all-targets || rc=1
+out=$(mktemp)
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test --all-targets 2>&1 | tee "$out" || rc=1
 
+# One closing line for the whole run: the cargo test totals (the benches'
+# test-mode notes print after the last libtest summary).
+passed=0 failed=0
+while read -r p f; do
+    passed=$((passed + p))
+    failed=$((failed + f))
+done < <(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$out")
+rm -f "$out"
+echo "tests: $passed passed, $failed failed"
 exit "$rc"
