@@ -21,6 +21,9 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Ns, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
 use dagw::core::kernel::{Addr, KernelEvent};
 use dagw::netlink::socket::{RequestSocket, split};
 use netlink_packet_core::NetlinkPayload;
@@ -29,48 +32,6 @@ use netlink_packet_route::RouteNetlinkMessage as R;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dagw");
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .expect("spawn");
-    assert!(st.success(), "{args:?} failed");
-}
-
-fn batch(ns: &str, tool: &str, script: &str) -> Duration {
-    let path = std::env::temp_dir().join(format!("dagw-bench-{ns}-{tool}.batch"));
-    std::fs::write(&path, script).unwrap();
-    let t = Instant::now();
-    sh(&[tool, "-n", ns, "-batch", path.to_str().unwrap()]);
-    let d = t.elapsed();
-    let _ = std::fs::remove_file(path);
-    d
-}
-
-struct Ns(String);
-impl Ns {
-    fn new(name: &str, bridges: usize) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", name]);
-        let mut s = String::new();
-        for i in 1..=bridges {
-            let _ = writeln!(s, "link add br{i} type bridge");
-            let _ = writeln!(s, "link set br{i} up");
-        }
-        s.push_str("link set lo up\n");
-        batch(name, "ip", &s);
-        Ns(name.to_string())
-    }
-}
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn v4(i: usize) -> Ipv4Addr {
     // 198.18.0.0/15 in /28s: 8192 subnets, gateway .1 of each
@@ -152,15 +113,6 @@ fn start_agent(ns: &str, n: usize) -> Agent {
     }
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn ctx_switches(pid: u32) -> u64 {
     // all threads of the process
     let mut total = 0;
@@ -177,14 +129,6 @@ fn ctx_switches(pid: u32) -> u64 {
     total
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-}
-
 /// After READY the daemon still digests the kernel's events of its own start-up
 /// work; measure latency only once it is idle (CPU time flat for 1 s, bounded).
 fn wait_idle(pid: u32) {
@@ -198,38 +142,6 @@ fn wait_idle(pid: u32) {
         }
         last = now;
     }
-}
-
-/// Wait (at most 120 s) until the machine is idle: under 10% of one core
-/// busy over a second, so kernel clean-up of earlier runs is not measured.
-fn wait_quiet() {
-    let busy = || {
-        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let f: Vec<u64> = s
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-        (f.iter().sum::<u64>(), idle)
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let (t0, i0) = busy();
-        std::thread::sleep(Duration::from_secs(1));
-        let (t1, i1) = busy();
-        let total = (t1 - t0).max(1) as f64;
-        if ((total - (i1 - i0) as f64) / total) < 0.05 {
-            return;
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// (b): delete each gateway's IPv4 address once and time the re-add.
@@ -312,16 +224,16 @@ fn main() {
         // otherwise land inside the next measurement.
         let floor_ns = Ns::new(&format!("dagwb-floor{n}"), n);
         let ns = Ns::new(&format!("dagwb-agent{n}"), n);
-        wait_quiet();
+        wait_quiet(0.05);
         let floor = {
             let (ip, br) = floor_script(n);
             batch(&floor_ns.0, "ip", &ip) + batch(&floor_ns.0, "bridge", &br)
         };
-        wait_quiet();
+        wait_quiet(0.05);
         let agent = start_agent(&ns.0, n);
         kept.push(floor_ns);
         if n == 4094 {
-            rss_4094 = Some(rss_kb(agent.child.id()));
+            rss_4094 = Some(proc_kb(agent.child.id(), "VmRSS:"));
         }
         let ratio = agent.ready_after.as_secs_f64() / floor.as_secs_f64();
         println!(

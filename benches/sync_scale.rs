@@ -28,6 +28,9 @@
 //! teardown of such namespaces runs long after they are deleted, so the
 //! default is 256).
 
+mod common;
+
+use common::{Ns, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -58,49 +61,6 @@ const HIGH: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 const LATENCY_ENTRIES: usize = 1000;
 const TARGET_RATIO: f64 = 1.5;
 const TARGET_RSS_MB: f64 = 16.0;
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .expect("spawn");
-    assert!(st.success(), "{args:?} failed");
-}
-
-fn batch(ns: &str, script: &str) -> Duration {
-    let path = std::env::temp_dir().join(format!("dagw-sync-bench-{ns}.batch"));
-    std::fs::write(&path, script).unwrap();
-    let t = Instant::now();
-    sh(&["ip", "-n", ns, "-batch", path.to_str().unwrap()]);
-    let d = t.elapsed();
-    let _ = std::fs::remove_file(path);
-    d
-}
-
-/// A namespace with bridges br1..=g (up), deleted on drop.
-struct Ns(String);
-impl Ns {
-    fn new(name: &str, g: usize) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", name]);
-        let ns = Ns(name.to_string());
-        let mut s = String::from("link set lo up\n");
-        for i in 1..=g {
-            let _ = writeln!(s, "link add br{i} type bridge");
-            let _ = writeln!(s, "link set br{i} up");
-        }
-        batch(name, &s);
-        ns
-    }
-}
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Sysctls changed for the run, restored on drop (also on panic).
 struct Sysctls(Vec<(PathBuf, String)>);
@@ -331,23 +291,6 @@ impl Agent {
     }
 }
 
-fn proc_kb(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-}
-
 /// Wait (bounded) until the daemons' CPU time is flat for 1 s.
 fn wait_idle(pids: &[u32], max: Duration) {
     let deadline = Instant::now() + max;
@@ -360,38 +303,6 @@ fn wait_idle(pids: &[u32], max: Duration) {
             return;
         }
         last = now;
-    }
-}
-
-/// Wait (bounded) until the machine is quiet: a deleted namespace with
-/// thousands of devices is torn down by the kernel in the background, which
-/// would otherwise be measured as part of the next run.
-fn settle() {
-    let busy = || {
-        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let v: Vec<u64> = s
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let total: u64 = v.iter().sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        (total, idle)
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut a = busy();
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(1));
-        let b = busy();
-        let dt = (b.0 - a.0).max(1) as f64;
-        let frac = 1.0 - (b.1 - a.1) as f64 / dt;
-        a = b;
-        if frac < 0.10 {
-            return;
-        }
     }
 }
 
@@ -639,10 +550,6 @@ fn follow_bulk(rx: &Receiver<Ev>, b: &Agent, ns: &str, n: usize, g: usize) -> Bu
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// (3): entries N.. added one by one on A; time to B's extern_learn event.
 fn latency(a_ns: &str, rx: Receiver<Ev>, n: usize, g: usize) -> (Vec<Duration>, usize) {
     let index = links(a_ns);
@@ -714,18 +621,18 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
 fn run_size(n: usize, g: usize, b_client: bool) {
     let (b_addr, a_addr) = if b_client { (LOW, HIGH) } else { (HIGH, LOW) };
     println!("--- N = {n} entries (ARP + ND, 1:1) over {g} gateways ---");
-    settle();
+    wait_quiet(0.10);
 
     // Floor first, in a namespace of its own, deleted before the daemons run.
     let (gw_setup, floor) = {
         let c = Ns::new("dagws-c", g);
-        let gw_setup = batch(&c.0, &gateway_script(g));
-        let floor = batch(&c.0, &neigh_script(n, g, true));
+        let gw_setup = batch(&c.0, "ip", &gateway_script(g));
+        let floor = batch(&c.0, "ip", &neigh_script(n, g, true));
         let (right, _, _) = count_synced(&c.0, n, g);
         assert_eq!(right, n, "floor: C holds {right} of {n} entries");
         (gw_setup, floor)
     };
-    settle();
+    wait_quiet(0.10);
 
     let t_setup = Instant::now();
     let a = Ns::new("dagws-a", g);
@@ -749,7 +656,7 @@ fn run_size(n: usize, g: usize, b_client: bool) {
     let bridges = t_setup.elapsed();
     let da = Agent::start(&a.0, "synca", a_addr, b_addr, g);
     let a_ready = da.ready_at - da.started;
-    let fill = batch(&a.0, &neigh_script(n, g, false));
+    let fill = batch(&a.0, "ip", &neigh_script(n, g, false));
     wait_idle(&[da.pid()], Duration::from_secs(60));
     let a_local: u64 = da.status()["gateways"]
         .as_array()

@@ -1,0 +1,111 @@
+//! Helpers the namespace benchmarks share: commands, a namespace of bridges
+//! (deleted on drop), /proc readings of a daemon, and waiting for a quiet
+//! machine so the kernel's background clean-up of earlier runs is not measured.
+#![allow(dead_code)] // each bench uses its own subset
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .expect("spawn");
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// `TOOL -n NS -batch` of `script` (tool: `ip` or `bridge`), timed.
+pub fn batch(ns: &str, tool: &str, script: &str) -> Duration {
+    let path = std::env::temp_dir().join(format!("dagw-bench-{ns}-{tool}.batch"));
+    std::fs::write(&path, script).unwrap();
+    let t = Instant::now();
+    sh(&[tool, "-n", ns, "-batch", path.to_str().unwrap()]);
+    let d = t.elapsed();
+    let _ = std::fs::remove_file(path);
+    d
+}
+
+/// A namespace with lo and bridges br1..=bridges up, deleted on drop.
+pub struct Ns(pub String);
+
+impl Ns {
+    pub fn new(name: &str, bridges: usize) -> Ns {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", name]);
+        let ns = Ns(name.to_string());
+        let mut s = String::from("link set lo up\n");
+        for i in 1..=bridges {
+            let _ = writeln!(s, "link add br{i} type bridge");
+            let _ = writeln!(s, "link set br{i} up");
+        }
+        batch(name, "ip", &s);
+        ns
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A `/proc/PID/status` field in kB (VmRSS, VmHWM, ...).
+pub fn proc_kb(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Wait (at most 120 s) until less than `busy_max` of the machine's CPU time
+/// was busy over a second.
+pub fn wait_quiet(busy_max: f64) {
+    let sample = || {
+        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = s
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+        (f.iter().sum::<u64>(), idle)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut a = sample();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        let b = sample();
+        let total = (b.0 - a.0).max(1) as f64;
+        let busy = 1.0 - (b.1 - a.1) as f64 / total;
+        a = b;
+        if busy < busy_max {
+            return;
+        }
+    }
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
