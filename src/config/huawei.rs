@@ -128,32 +128,40 @@ pub struct Ipv4Entry {
 
 pub const IPV4_ALLOWED: &str = "\"A.B.C.D/LEN\", \"A.B.C.D MASK\" or \"A.B.C.D LEN\", optionally followed by \" sub\"; LEN 1-32";
 
+/// Split a Huawei address entry into address, mask/length and whether it ends
+/// with the keyword `flag` (`sub`, `eui-64`): `A/L`, `A L` or `A M`, then `flag`.
+fn split_entry<'a>(
+    s: &'a str,
+    flag: &str,
+    no_len: &str,
+    bad_shape: &str,
+    allowed: &'static str,
+) -> Result<(&'a str, &'a str, bool), ValueError> {
+    let mut words: Vec<&str> = s.split_whitespace().collect();
+    let flagged = words.last().is_some_and(|w| w.eq_ignore_ascii_case(flag));
+    if flagged {
+        words.pop();
+    }
+    match words.as_slice() {
+        [one] => match one.split_once('/') {
+            Some((a, l)) => Ok((a, l, flagged)),
+            None => Err(ValueError::new(format!("{s:?} {no_len}"), allowed)),
+        },
+        [a, l] => Ok((a, l, flagged)),
+        _ => Err(ValueError::new(format!("{s:?} {bad_shape}"), allowed)),
+    }
+}
+
 /// `192.0.2.1/24`, `192.0.2.129 255.255.255.128`, `192.0.2.1 24`, each with an
 /// optional trailing `sub`.
 pub fn parse_ipv4_entry(s: &str) -> Result<Ipv4Entry, ValueError> {
-    let mut words: Vec<&str> = s.split_whitespace().collect();
-    let sub = words.last().is_some_and(|w| w.eq_ignore_ascii_case("sub"));
-    if sub {
-        words.pop();
-    }
-    let (addr_s, len_s) = match words.as_slice() {
-        [one] => match one.split_once('/') {
-            Some((a, l)) => (a, l),
-            None => {
-                return Err(ValueError::new(
-                    format!("{s:?} has no mask or prefix length"),
-                    IPV4_ALLOWED,
-                ));
-            }
-        },
-        [a, l] => (*a, *l),
-        _ => {
-            return Err(ValueError::new(
-                format!("{s:?} is not an IPv4 address with mask"),
-                IPV4_ALLOWED,
-            ));
-        }
-    };
+    let (addr_s, len_s, sub) = split_entry(
+        s,
+        "sub",
+        "has no mask or prefix length",
+        "is not an IPv4 address with mask",
+        IPV4_ALLOWED,
+    )?;
     let addr: Ipv4Addr = addr_s
         .parse()
         .map_err(|_| ValueError::new(format!("{addr_s:?} is not an IPv4 address"), IPV4_ALLOWED))?;
@@ -260,31 +268,13 @@ pub const IPV6_ALLOWED: &str = "\"X:X::X/LEN\" or \"X:X::X LEN\", optionally fol
 
 /// `2001:db8:10::1/64`, `2001:db8:10::1 64`, each with an optional `eui-64`.
 pub fn parse_ipv6_entry(s: &str) -> Result<Ipv6Entry, ValueError> {
-    let mut words: Vec<&str> = s.split_whitespace().collect();
-    let eui64 = words
-        .last()
-        .is_some_and(|w| w.eq_ignore_ascii_case("eui-64"));
-    if eui64 {
-        words.pop();
-    }
-    let (addr_s, len_s) = match words.as_slice() {
-        [one] => match one.split_once('/') {
-            Some((a, l)) => (a, l),
-            None => {
-                return Err(ValueError::new(
-                    format!("{s:?} has no prefix length"),
-                    IPV6_ALLOWED,
-                ));
-            }
-        },
-        [a, l] => (*a, *l),
-        _ => {
-            return Err(ValueError::new(
-                format!("{s:?} is not an IPv6 address with prefix length"),
-                IPV6_ALLOWED,
-            ));
-        }
-    };
+    let (addr_s, len_s, eui64) = split_entry(
+        s,
+        "eui-64",
+        "has no prefix length",
+        "is not an IPv6 address with prefix length",
+        IPV6_ALLOWED,
+    )?;
     let addr: Ipv6Addr = addr_s
         .parse()
         .map_err(|_| ValueError::new(format!("{addr_s:?} is not an IPv6 address"), IPV6_ALLOWED))?;
