@@ -189,14 +189,6 @@ impl Daemon {
             .collect()
     }
 
-    fn gateway_device(&self, kind: u8, id: u32) -> Option<u32> {
-        self.gateways
-            .iter()
-            .find(|g| kind_id(g.cfg.kind) == (kind, id))
-            .and_then(|g| self.view.owned_device(&g.cfg.name, &g.cfg.device))
-            .map(|d| d.index)
-    }
-
     /// Every locally learned entry on our gateway devices.
     fn local_entries_for_sync(&self) -> Vec<NeighEntry> {
         let devs = self.device_gateways();
@@ -347,16 +339,20 @@ impl Daemon {
             return;
         }
         let mut msgs = Vec::with_capacity(changes.len());
-        let mut devs: HashMap<(u8, u32), Option<u32>> = HashMap::new();
+        // (kind, id) -> device, built once: a frame spreads over many gateways
+        let devs: HashMap<(u8, u32), u32> = self
+            .device_gateways()
+            .into_iter()
+            .map(|(dev, gw)| (gw, dev))
+            .collect();
         for c in changes {
             let (kind, id, ip) = match c {
                 Change::Upsert(e) => (e.gw_kind, e.gw_id, e.ip),
                 Change::Remove(k) => (k.gw_kind, k.gw_id, k.ip),
             };
-            let dev = *devs
-                .entry((kind, id))
-                .or_insert_with(|| self.gateway_device(kind, id));
-            let Some(ifindex) = dev else { continue };
+            let Some(&ifindex) = devs.get(&(kind, id)) else {
+                continue;
+            };
             let existing = self.view.neighs.get(&KKey { ifindex, ip });
             match c {
                 Change::Upsert(e) => {
