@@ -234,3 +234,66 @@ up_delay = "0s"
             .any(|l| l == "00:00:5e:00:01:03 dev br30 self permanent")
     );
 }
+
+/// At start-up the kernel's queue holds the echoes of every change dagw made
+/// while reconciling; a plan made half-way through it once saw a gateway
+/// device before its ownership alias and "restored" it (EEXIST). 1000
+/// gateways put many batch boundaries into that queue.
+#[test]
+fn start_up_of_many_gateways_corrects_nothing() {
+    if !require_root("start_up_of_many_gateways_corrects_nothing") {
+        return;
+    }
+    const N: u32 = 1000;
+    let ns = Netns::new("enf-many");
+    let mut bridges = String::new();
+    let mut body = String::new();
+    for i in 1..=N {
+        bridges += &format!("link add br{i} type bridge\nlink set br{i} up\n");
+        // 198.18.0.0/15 in /28s, gateway .1 of each
+        let v4 = std::net::Ipv4Addr::from(0xC612_0000u32 + i * 16 + 1);
+        body += &format!(
+            "[[gateway]]\nvlanif = {i}\ninterface = \"br{i}\"\nmac = \"0000-5e00-0101\"\n\
+             ipv4 = [\"{v4}/28\"]\nipv6 = [\"2001:db8:{i:x}::1/64\"]\nup_delay = \"0s\"\n"
+        );
+    }
+    let script = std::env::temp_dir().join(format!("{}.batch", ns.name));
+    std::fs::write(&script, bridges).expect("batch file");
+    let o = ns.exec(&["ip", "-batch", script.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&script);
+    assert!(o.status.success(), "ip -batch: {o:?}");
+
+    let d = Daemon::start(&ns, &body);
+    // A marker behind the whole start-up backlog: its correction proves
+    // every event before it was handled.
+    ns.ip(&format!(
+        "addr del 198.18.{}.{}/28 dev gw{N}",
+        (N * 16) >> 8,
+        (N * 16 + 1) & 255
+    ));
+    wait_for(&format!("gw{N}'s address restored"), || {
+        if d.corrections(&format!("vlanif{N}")) == 1 {
+            Ok(())
+        } else {
+            Err(d.gateway(&format!("vlanif{N}")).to_string())
+        }
+    });
+    let s = d.status();
+    let gateways = s["gateways"].as_array().expect("gateways");
+    assert_eq!(gateways.len(), N as usize);
+    let corrected: Vec<&str> = gateways
+        .iter()
+        .filter(|g| g["name"] != format!("vlanif{N}") && g["corrections"] != 0)
+        .map(|g| g["name"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(
+        corrected.is_empty(),
+        "start-up corrected its own work on {corrected:?}\nlog:\n{}",
+        d.log()
+    );
+    assert!(
+        gateways.iter().all(|g| g["state"] == "up"),
+        "not all gateways up"
+    );
+    assert!(!d.log().contains("apply-failed"), "log:\n{}", d.log());
+}

@@ -39,6 +39,10 @@ const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const BOOT_MARKER: &str = "booted";
 const MEMBERS_FILE: &str = "members.json";
+/// While kernel events are still queued, planning waits for the queue to
+/// drain, but no longer than this many batches: a flood of events must not
+/// starve the gateways.
+const MAX_BATCHES_BEHIND: u32 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -96,6 +100,13 @@ pub struct Daemon {
     reinstall_pending: BTreeSet<usize>,
     /// A (re)started sync runtime's event stream, for the event loop to take.
     sync_rx_pending: Option<mpsc::Receiver<syncing::SyncEvent>>,
+    /// Batches of kernel events read since the queue was last empty. The
+    /// queue may still hold echoes of dagw's own changes (a device before its
+    /// ownership alias, say); a plan made on that half-way view would undo
+    /// dagw's own work, so gateways and members wait in `deferred`.
+    batches_behind: u32,
+    deferred: BTreeSet<usize>,
+    members_deferred: bool,
 }
 
 /// The configured way holds end.
@@ -150,6 +161,9 @@ impl Daemon {
             sync: None,
             sync_rx_pending: None,
             reinstall_pending: BTreeSet::new(),
+            batches_behind: 0,
+            deferred: BTreeSet::new(),
+            members_deferred: false,
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -331,6 +345,10 @@ impl Daemon {
 
     /// Plan and apply one gateway; returns true when it converged.
     fn reconcile_gateway(&mut self, i: usize, now: Instant) {
+        if self.batches_behind > 0 {
+            self.deferred.insert(i);
+            return;
+        }
         let svi = Svi::of(&self.view, &self.gateways[i].cfg.interface);
         let before = self.gateways[i].machine.state;
         if let Some(new) = self.gateways[i].machine.observe(svi, now) {
@@ -489,6 +507,10 @@ impl Daemon {
     }
 
     fn reconcile_members(&mut self, now: Instant) {
+        if self.batches_behind > 0 {
+            self.members_deferred = true;
+            return;
+        }
         let mut changed = false;
         let dynamic = self.cfg.up_delay.mode == DelayMode::Dynamic;
         let gateways_up = self.gateways.iter().all(|g| g.machine.state == GwState::Up);
@@ -601,9 +623,18 @@ impl Daemon {
         }
     }
 
-    fn on_events(&mut self, events: Vec<KernelEvent>, now: Instant) {
+    fn on_events(&mut self, events: Vec<KernelEvent>, drained: bool, now: Instant) {
         let mut dirty = BTreeSet::new();
         let mut members_dirty = false;
+        self.batches_behind = if drained || self.batches_behind >= MAX_BATCHES_BEHIND {
+            0
+        } else {
+            self.batches_behind + 1
+        };
+        if self.batches_behind == 0 {
+            dirty.append(&mut self.deferred);
+            members_dirty = std::mem::take(&mut self.members_deferred);
+        }
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
         let mut neigh_changes = Vec::new();
@@ -693,6 +724,10 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        if self.batches_behind > 0 {
+            // the rest of the queue comes first; timers fire right after it
+            return None;
+        }
         let g = self
             .gateways
             .iter()
@@ -1193,8 +1228,11 @@ impl Daemon {
                 obs = observer.next() => {
                     let now = Instant::now();
                     match obs? {
-                        Observed::Events(evs) => self.on_events(evs, now),
+                        Observed::Events { events, drained } => self.on_events(events, drained, now),
                         Observed::Overrun => {
+                            self.batches_behind = 0;
+                            self.deferred.clear();
+                            self.members_deferred = false;
                             self.emit(Notice::new(Kind::Alert, ids::NETLINK_OVERRUN, "netlink", "kernel event queue overran; re-reading the kernel state"));
                             self.dump()?;
                             self.reconcile_all(now);

@@ -19,7 +19,13 @@ use crate::core::kernel::KernelEvent;
 const EVENT_RCVBUF: usize = 64 * 1024 * 1024;
 
 pub enum Observed {
-    Events(Vec<KernelEvent>),
+    /// `drained`: the queue was empty after these. Until it is, the events
+    /// may be echoes of changes dagw already made (a device without its
+    /// ownership alias yet, say): planning on them would undo dagw's own work.
+    Events {
+        events: Vec<KernelEvent>,
+        drained: bool,
+    },
     Overrun,
 }
 
@@ -69,6 +75,7 @@ impl Observer {
     pub async fn next(&mut self) -> Result<Observed, NetlinkError> {
         let mut events = Vec::new();
         loop {
+            let mut drained = false;
             let mut guard = self.fd.readable().await.map_err(NetlinkError::Socket)?;
             for _ in 0..256 {
                 self.buf.clear();
@@ -89,6 +96,7 @@ impl Observer {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         guard.clear_ready();
+                        drained = true;
                         break;
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -99,7 +107,7 @@ impl Observer {
                 }
             }
             if !events.is_empty() {
-                return Ok(Observed::Events(events));
+                return Ok(Observed::Events { events, drained });
             }
         }
     }
