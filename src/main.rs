@@ -159,15 +159,15 @@ fn fail(e: ClientError) -> ExitCode {
 fn status(sock: &Path, json: bool) -> ExitCode {
     match client::call(sock, WireRequest::Status) {
         Ok(Reply::Status(s)) => {
-            if json {
+            let text = if json {
                 match serde_json::to_string_pretty(&s) {
-                    Ok(t) => println!("{t}"),
+                    Ok(t) => t + "\n",
                     Err(e) => return fail(ClientError::Protocol(e.to_string())),
                 }
             } else {
-                print!("{}", s.table());
-            }
-            ExitCode::SUCCESS
+                s.table()
+            };
+            print_out(&text)
         }
         Ok(Reply::Error { error }) => {
             eprintln!("dagw: {error}");
@@ -175,6 +175,21 @@ fn status(sock: &Path, json: bool) -> ExitCode {
         }
         Ok(other) => fail(ClientError::Protocol(format!("{other:?}"))),
         Err(e) => fail(e),
+    }
+}
+
+/// Standard output that may be a pipe closed early (`dagw status | head`):
+/// that is the reader's choice, not an error.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dagw: cannot write the output: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -133,6 +133,25 @@ fn status_table_names_gateways_and_members() {
         .find(|l| l.starts_with("vlanif10"))
         .unwrap_or_else(|| panic!("no vlanif10 row:\n{t}"));
     assert!(row.split_whitespace().any(|w| w == "up"), "{row}");
+
+    // `dagw status | head -0`: the reader has gone before dagw writes
+    for args in [&["status"][..], &["status", "--json"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let o = std::process::Command::new(DAGW)
+            .arg("-s")
+            .arg(d.work.socket())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run dagw status");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && err.is_empty(),
+            "{args:?} into a closed pipe: {:?} {err}",
+            o.status
+        );
+    }
 }
 
 #[test]
