@@ -160,13 +160,13 @@ fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
     let mut index = std::collections::HashMap::new();
     for m in &links {
         if let Some(KernelEvent::Link(l)) = dagw::netlink::decode::decode(m) {
-            index.insert(l.name.clone(), l.index);
+            index.insert(l.name, l.index);
         }
     }
     let mut out = Vec::with_capacity(n);
     let mut buf = Vec::with_capacity(64 * 1024);
     for i in 1..=n {
-        let ifindex = index[&format!("gw{i}")];
+        let ifindex = index[format!("gw{i}").as_str()];
         let ip = IpAddr::V4(v4(i));
         let mut m = AddressMessage::default();
         m.header.family = AddressFamily::Inet;

@@ -425,7 +425,7 @@ fn links(ns: &str) -> HashMap<String, u32> {
             &|| "links".into(),
             &mut |m| {
                 if let Some(KernelEvent::Link(l)) = dagw::netlink::decode::decode(&m) {
-                    out.insert(l.name.clone(), l.index);
+                    out.insert(l.name.to_string(), l.index);
                 }
             },
         )

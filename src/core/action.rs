@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use super::ifname::IfName;
 use super::kernel::{Addr, AddrInfo, DAGW_PROTODOWN_REASON, Fdb, KernelEvent, KernelView, Link};
 use super::mac::Mac;
 
@@ -85,7 +86,11 @@ impl Action {
         };
         match self {
             Action::CreateDevice { .. } | Action::Sysctls { .. } => {}
-            Action::Rename { index, name } => link(view, *index, &|l| l.name = name.clone()),
+            Action::Rename { index, name } => link(view, *index, &|l| {
+                if let Some(n) = IfName::new(name) {
+                    l.name = n;
+                }
+            }),
             Action::SetMac { index, mac } => link(view, *index, &|l| l.mac = *mac),
             Action::SetAddrGenModeNone { index } => {
                 link(view, *index, &|l| l.addr_gen_mode = Some(1))
@@ -132,7 +137,7 @@ impl Action {
     pub fn describe(&self, view: &KernelView) -> String {
         let n = |i: &u32| {
             view.link(*i)
-                .map(|l| l.name.clone())
+                .map(|l| l.name.to_string())
                 .unwrap_or_else(|| format!("ifindex {i}"))
         };
         match self {

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::action::Action;
-use super::kernel::{Addr, DAGW_PROTODOWN_REASON, Fdb, KernelView, Link};
+use super::kernel::{Addr, DAGW_PROTODOWN_REASON, Fdb, KernelView, Link, LinkKind};
 use super::mac::Mac;
 use crate::config::{Gateway, GatewayKind};
 
@@ -404,7 +404,7 @@ fn plan_device(
 }
 
 fn plan_fdb(gw: &Gateway, svi: &Link, view: &KernelView, out: &mut Vec<Action>) {
-    if svi.kind == "bridge" {
+    if svi.kind == LinkKind::Bridge {
         let entry = Fdb {
             ifindex: svi.index,
             mac: gw.mac,
@@ -447,7 +447,7 @@ pub fn plan_stale(gateways: &[&Gateway], view: &KernelView) -> Vec<Action> {
             if let Some(svi) = l.lower.and_then(|i| view.link(i)) {
                 let still_needed = gateways
                     .iter()
-                    .any(|g| g.interface == svi.name && g.mac == l.mac);
+                    .any(|g| svi.name == g.interface && g.mac == l.mac);
                 if !still_needed
                     && view.fdb.contains(&Fdb {
                         ifindex: svi.index,
@@ -497,7 +497,7 @@ mod tests {
         view.apply(KernelEvent::Link(Link {
             index: 2,
             name: "br10".into(),
-            kind: "bridge".into(),
+            kind: LinkKind::Bridge,
             admin_up: true,
             oper_up: up,
             ..Default::default()
@@ -512,12 +512,12 @@ mod tests {
         v.apply(KernelEvent::Link(Link {
             index: 3,
             name: "gw10".into(),
-            kind: "macvlan".into(),
+            kind: LinkKind::Macvlan,
             mac: g.mac,
             admin_up: true,
             oper_up: true,
             lower: Some(2),
-            alias: Some("dagw:vlanif10".into()),
+            owner_gateway: Some("vlanif10".into()),
             addr_gen_mode: Some(1),
             ..Default::default()
         }));

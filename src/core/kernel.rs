@@ -1,10 +1,15 @@
 //! What dagw knows of the kernel: a typed mirror of the links, addresses and
 //! bridge FDB entries that matter to it, kept current from netlink events.
 //! Pure data; the netlink module fills it, the planner reads it.
+//!
+//! Compact by design: a switch with 4094 gateways mirrors twice as many links
+//! and three times as many addresses, and the daemon's RSS is mostly this.
+//! Names are inline ([`IfName`]), one flat ordered map holds every address.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
+use super::ifname::IfName;
 use super::mac::Mac;
 
 /// The bit dagw owns in IFLA_PROTO_DOWN_REASON. Other tools' bits are left alone:
@@ -14,12 +19,21 @@ pub const DAGW_PROTODOWN_REASON: u32 = 1 << 12;
 /// ifalias prefix marking a device as dagw's: `dagw:<gateway name>`.
 pub const OWNER_ALIAS_PREFIX: &str = "dagw:";
 
+/// IFLA_INFO_KIND, as far as dagw cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkKind {
+    Bridge,
+    Macvlan,
+    Vxlan,
+    #[default]
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Link {
     pub index: u32,
-    pub name: String,
-    /// IFLA_INFO_KIND: "bridge", "macvlan", "vxlan", "veth", ...
-    pub kind: String,
+    pub name: IfName,
+    pub kind: LinkKind,
     pub mac: Mac,
     pub admin_up: bool,
     pub oper_up: bool,
@@ -27,7 +41,9 @@ pub struct Link {
     pub protodown_reason: u32,
     /// IFLA_LINK: the lower device (a macvlan's parent).
     pub lower: Option<u32>,
-    pub alias: Option<String>,
+    /// The gateway named by a `dagw:<gateway>` ifalias, dagw's ownership
+    /// mark. Any other alias is not dagw's business and is not kept.
+    pub owner_gateway: Option<IfName>,
     /// macvlan mode, when known (4 = private).
     pub macvlan_mode: Option<u32>,
     /// IPv6 addr_gen_mode, when reported (1 = none).
@@ -37,7 +53,12 @@ pub struct Link {
 impl Link {
     /// The gateway name from a dagw ownership alias.
     pub fn owner(&self) -> Option<&str> {
-        self.alias.as_deref()?.strip_prefix(OWNER_ALIAS_PREFIX)
+        self.owner_gateway.as_ref().map(|g| g.as_str())
+    }
+
+    /// Take the owner from an ifalias as the kernel reports it.
+    pub fn set_alias(&mut self, alias: &str) {
+        self.owner_gateway = alias.strip_prefix(OWNER_ALIAS_PREFIX).and_then(IfName::new);
     }
 }
 
@@ -45,6 +66,14 @@ impl Link {
 pub struct Addr {
     pub ip: IpAddr,
     pub len: u8,
+}
+
+impl Addr {
+    /// Sorts before every address (IPv4 sorts before IPv6).
+    const MIN: Addr = Addr {
+        ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        len: 0,
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,10 +107,12 @@ pub struct NeighInfo {
 #[derive(Debug, Default, Clone)]
 pub struct KernelView {
     pub links: BTreeMap<u32, Link>,
-    pub by_name: HashMap<String, u32>,
+    pub by_name: HashMap<IfName, u32>,
     /// Gateway name (from the `dagw:` alias) → ifindex of its device.
-    by_owner: HashMap<String, u32>,
-    pub addrs: HashMap<u32, HashMap<Addr, AddrInfo>>,
+    by_owner: HashMap<IfName, u32>,
+    /// Every address of every link, ordered by link: one map, no per-link
+    /// allocation.
+    addrs: BTreeMap<(u32, Addr), AddrInfo>,
     pub fdb: HashSet<Fdb>,
     /// Usable neighbours on dagw's gateway devices only.
     pub neighs: HashMap<NeighKey, NeighInfo>,
@@ -120,7 +151,10 @@ impl KernelView {
     }
 
     pub fn addrs_of(&self, index: u32) -> impl Iterator<Item = (&Addr, &AddrInfo)> {
-        self.addrs.get(&index).into_iter().flat_map(|m| m.iter())
+        self.addrs
+            .range((index, Addr::MIN)..)
+            .take_while(move |((i, _), _)| *i == index)
+            .map(|((_, a), info)| (a, info))
     }
 
     pub fn neigh_counts(&self, index: u32) -> (u32, u32) {
@@ -140,17 +174,17 @@ impl KernelView {
                     if old.name != l.name && self.by_name.get(&old.name) == Some(&l.index) {
                         self.by_name.remove(&old.name);
                     }
-                    if let Some(o) = old.owner()
-                        && l.owner() != Some(o)
-                        && self.by_owner.get(o) == Some(&l.index)
+                    if let Some(o) = old.owner_gateway
+                        && l.owner_gateway != Some(o)
+                        && self.by_owner.get(&o) == Some(&l.index)
                     {
-                        self.by_owner.remove(o);
+                        self.by_owner.remove(&o);
                     }
                 }
-                if let Some(o) = l.owner() {
-                    self.by_owner.insert(o.to_string(), l.index);
+                if let Some(o) = l.owner_gateway {
+                    self.by_owner.insert(o, l.index);
                 }
-                self.by_name.insert(l.name.clone(), l.index);
+                self.by_name.insert(l.name, l.index);
                 self.links.insert(l.index, l);
             }
             KernelEvent::LinkGone(index) => {
@@ -158,24 +192,26 @@ impl KernelView {
                     if self.by_name.get(&old.name) == Some(&index) {
                         self.by_name.remove(&old.name);
                     }
-                    if let Some(o) = old.owner()
-                        && self.by_owner.get(o) == Some(&index)
+                    if let Some(o) = old.owner_gateway
+                        && self.by_owner.get(&o) == Some(&index)
                     {
-                        self.by_owner.remove(o);
+                        self.by_owner.remove(&o);
                     }
                 }
-                self.addrs.remove(&index);
+                let gone: Vec<(u32, Addr)> =
+                    self.addrs_of(index).map(|(a, _)| (index, *a)).collect();
+                for k in gone {
+                    self.addrs.remove(&k);
+                }
                 self.fdb.retain(|f| f.ifindex != index);
                 self.neighs.retain(|n, _| n.ifindex != index);
                 self.neigh_counts.remove(&index);
             }
             KernelEvent::AddrAdded(i, a, info) => {
-                self.addrs.entry(i).or_default().insert(a, info);
+                self.addrs.insert((i, a), info);
             }
             KernelEvent::AddrRemoved(i, a) => {
-                if let Some(m) = self.addrs.get_mut(&i) {
-                    m.remove(&a);
-                }
+                self.addrs.remove(&(i, a));
             }
             KernelEvent::FdbAdded(f) => {
                 self.fdb.insert(f);

@@ -211,14 +211,14 @@ impl MemberMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::kernel::{KernelEvent, Link};
+    use crate::core::kernel::{KernelEvent, Link, LinkKind};
 
     fn view_with(admin_up: bool) -> KernelView {
         let mut v = KernelView::default();
         v.apply(KernelEvent::Link(Link {
             index: 7,
             name: "bond1".into(),
-            kind: "veth".into(),
+            kind: LinkKind::Other,
             admin_up,
             oper_up: admin_up,
             ..Default::default()

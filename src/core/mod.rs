@@ -3,6 +3,7 @@
 pub mod action;
 pub mod drift;
 pub mod gateway;
+pub mod ifname;
 pub mod kernel;
 pub mod mac;
 pub mod member;

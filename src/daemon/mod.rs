@@ -17,6 +17,7 @@ use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::NeighbourMessage;
 use tokio::sync::{mpsc, oneshot};
 
+mod names;
 mod peering;
 mod syncing;
 
@@ -25,13 +26,14 @@ use crate::control::{self, Request};
 use crate::core::action::Action;
 use crate::core::drift::{DriftGuard, Verdict};
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
-use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView};
+use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
 use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
 use crate::netlink::executor::Executor;
 use crate::netlink::observer::{Observed, Observer};
 use crate::netlink::{NetlinkError, decode};
 use crate::status::{Counts, GatewayStatus, MemberStatus, PeerStatus, Status};
 use crate::telemetry::{Kind, Notice, Telemetry, ids};
+use names::{NameIndex, Named};
 
 /// Sysctls have no change events: audit them this often.
 const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
@@ -89,8 +91,8 @@ pub struct Daemon {
     members: Vec<MemberMachine>,
     telemetry: Telemetry,
     version: String,
-    /// Interface/device names → gateways that depend on them.
-    by_name: HashMap<String, Vec<usize>>,
+    /// Interface/device and gateway names → gateways that depend on them.
+    names: NameIndex,
     peer: Option<peering::PeerRuntime>,
     /// Answer a peer that just appeared at once rather than at the next tick.
     heartbeat_now: bool,
@@ -155,7 +157,7 @@ impl Daemon {
             members,
             telemetry: Telemetry::new(),
             version,
-            by_name: HashMap::new(),
+            names: NameIndex::default(),
             peer: None,
             heartbeat_now: false,
             sync: None,
@@ -178,20 +180,15 @@ impl Daemon {
     }
 
     fn index_names(&mut self) {
-        self.by_name.clear();
-        for (i, g) in self.gateways.iter().enumerate() {
-            let mut names = vec![
-                g.cfg.interface.clone(),
-                g.cfg.device.clone(),
-                format!("alias:{}", g.cfg.name),
-            ];
-            if let Some(vx) = &g.cfg.vxlan {
-                names.push(vx.device.clone());
-            }
-            for n in names {
-                self.by_name.entry(n).or_default().push(i);
-            }
-        }
+        self.names = NameIndex::build(self.gateways.iter().map(|g| {
+            let vx = g.cfg.vxlan.as_ref().map(|v| v.device.as_str());
+            (
+                g.cfg.name.as_str(),
+                [g.cfg.interface.as_str(), g.cfg.device.as_str()]
+                    .into_iter()
+                    .chain(vx),
+            )
+        }));
     }
 
     /// Full dump of what dagw mirrors, into a fresh view.
@@ -318,7 +315,7 @@ impl Daemon {
             let name = a
                 .target()
                 .and_then(|i| self.view.link(i))
-                .map(|l| l.name.clone())
+                .map(|l| l.name.to_string())
                 .unwrap_or_default();
             match self.exec.apply(&a) {
                 Ok(_) => {
@@ -586,35 +583,21 @@ impl Daemon {
 
     /// The gateways an event may concern.
     fn affected(&self, ev: &KernelEvent, out: &mut BTreeSet<usize>) {
+        let mut of_link = |l: &Link| {
+            out.extend(self.names.get(Named::Device(&l.name)));
+            if let Some(o) = l.owner() {
+                out.extend(self.names.get(Named::Gateway(o)));
+            }
+        };
         let mut by_index = |index: u32| {
             if let Some(l) = self.view.link(index) {
-                for key in [
-                    Some(l.name.clone()),
-                    l.owner().map(|o| format!("alias:{o}")),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    if let Some(v) = self.by_name.get(&key) {
-                        out.extend(v.iter().copied());
-                    }
-                }
+                of_link(l);
             }
         };
         match ev {
             KernelEvent::Link(l) => {
                 by_index(l.index);
-                for key in [
-                    Some(l.name.clone()),
-                    l.owner().map(|o| format!("alias:{o}")),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    if let Some(v) = self.by_name.get(&key) {
-                        out.extend(v.iter().copied());
-                    }
-                }
+                of_link(l);
             }
             KernelEvent::LinkGone(i) => by_index(*i),
             KernelEvent::AddrAdded(i, ..) | KernelEvent::AddrRemoved(i, _) => by_index(*i),
@@ -650,14 +633,14 @@ impl Daemon {
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
-                members_dirty |= self.cfg.mlag.members.contains(&l.name);
-                peer_link_dirty |= peer_link.as_ref() == Some(&l.name);
+                members_dirty |= self.cfg.mlag.members.iter().any(|m| l.name == *m);
+                peer_link_dirty |= peer_link.as_ref().is_some_and(|p| l.name == *p);
             }
             if let KernelEvent::LinkGone(i) = &ev {
                 members_dirty |= self
                     .view
                     .link(*i)
-                    .is_some_and(|l| self.cfg.mlag.members.contains(&l.name));
+                    .is_some_and(|l| self.cfg.mlag.members.iter().any(|m| l.name == *m));
             }
             self.view.apply(ev.clone());
             self.affected(&ev, &mut dirty);

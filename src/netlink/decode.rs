@@ -10,14 +10,15 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, InfoData, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo,
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage, LinkProtocolDownReason, State,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 
-use crate::core::kernel::{Addr, AddrInfo, Fdb, KernelEvent, Link, NeighInfo, NeighKey};
+use crate::core::ifname::IfName;
+use crate::core::kernel::{Addr, AddrInfo, Fdb, KernelEvent, Link, LinkKind, NeighInfo, NeighKey};
 use crate::core::mac::Mac;
 
 pub fn decode(msg: &R) -> Option<KernelEvent> {
@@ -53,7 +54,8 @@ pub fn link(m: &LinkMessage) -> Option<Link> {
     let mut oper = None;
     for a in &m.attributes {
         match a {
-            LinkAttribute::IfName(n) => l.name = n.clone(),
+            // the kernel's names fit; anything else is not a link to mirror
+            LinkAttribute::IfName(n) => l.name = IfName::new(n)?,
             LinkAttribute::Address(b) => l.mac = mac_of(b).unwrap_or_default(),
             LinkAttribute::ProtoDown(v) => l.protodown = *v != 0,
             LinkAttribute::ProtoDownReason(rs) => {
@@ -64,12 +66,19 @@ pub fn link(m: &LinkMessage) -> Option<Link> {
                 }
             }
             LinkAttribute::Link(i) => l.lower = Some(*i),
-            LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
+            LinkAttribute::IfAlias(s) => l.set_alias(s),
             LinkAttribute::OperState(s) => oper = Some(*s),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     match i {
-                        LinkInfo::Kind(k) => l.kind = k.to_string(),
+                        LinkInfo::Kind(k) => {
+                            l.kind = match k {
+                                InfoKind::Bridge => LinkKind::Bridge,
+                                InfoKind::MacVlan => LinkKind::Macvlan,
+                                InfoKind::Vxlan => LinkKind::Vxlan,
+                                _ => LinkKind::Other,
+                            }
+                        }
                         LinkInfo::Data(InfoData::MacVlan(d)) => {
                             for x in d {
                                 if let InfoMacVlan::Mode(mode) = x {

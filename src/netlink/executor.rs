@@ -22,6 +22,7 @@ use super::NetlinkError;
 use super::decode;
 use super::socket::RequestSocket;
 use crate::core::action::Action;
+use crate::core::ifname::IfName;
 use crate::core::kernel::{Addr, DAGW_PROTODOWN_REASON, KernelEvent, Link, OWNER_ALIAS_PREFIX};
 use crate::core::mac::Mac;
 
@@ -256,7 +257,7 @@ impl Executor {
         })?;
         write_sysctls(name)?;
         Ok(Link {
-            alias: Some(format!("{OWNER_ALIAS_PREFIX}{gateway}")),
+            owner_gateway: IfName::new(gateway),
             addr_gen_mode: Some(1),
             protodown: true,
             protodown_reason: link.protodown_reason | DAGW_PROTODOWN_REASON,
