@@ -431,7 +431,14 @@ impl Daemon {
     /// Wait until gateway `name` has `state` (and `reason` unless None).
     pub fn wait_gateway(&self, name: &str, state: &str, reason: Option<&str>) {
         wait_for(&format!("gateway {name} {state} {reason:?}"), || {
-            let g = self.gateway(name);
+            // absent (a reload not applied yet) is "not yet", like any other state
+            let s = self.status();
+            let Some(g) = s["gateways"]
+                .as_array()
+                .and_then(|a| a.iter().find(|g| g["name"] == name))
+            else {
+                return Err(format!("no gateway {name} yet"));
+            };
             let r_ok = reason.is_none_or(|r| g["reason"] == r);
             if g["state"] == state && r_ok {
                 Ok(())
