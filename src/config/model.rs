@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::core::ifname::IfName;
 use crate::core::mac::Mac;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,10 +156,12 @@ pub struct Vxlan {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
-    pub name: String,
+    /// `vlanif<N>` / `vbdif<N>`. Names are inline: 4094 gateways cost no
+    /// allocation per name.
+    pub name: IfName,
     pub kind: GatewayKind,
     /// The SVI of the VLAN / BD.
-    pub interface: String,
+    pub interface: IfName,
     pub mac: Mac,
     /// Primary first, then sub addresses.
     pub ipv4: Vec<Ipv4Prefix>,
@@ -168,7 +171,7 @@ pub struct Gateway {
     pub ipv6_enabled: bool,
     pub up_delay: Duration,
     /// dagw's macvlan on the SVI (<= 15 chars).
-    pub device: String,
+    pub device: IfName,
     pub vxlan: Option<Vxlan>,
 }
 

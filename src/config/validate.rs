@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::huawei::format_duration;
 use super::model::{Config, DelayMode, Gateway, GatewayKind, Mlag, Node, Peer, UpDelayPolicy};
 use super::parse::{At, DEFAULT_DYNAMIC_MIN, DEFAULT_MEMBER_MIN_DELAY, Draft, GatewayDraft, Sink};
+use crate::core::ifname::IfName;
 use crate::core::mac::Mac;
 use crate::core::rules;
 
@@ -406,15 +407,16 @@ fn build(
     let mut gateways = Vec::with_capacity(d.gateways.len());
     for g in d.gateways {
         gateways.push(Gateway {
-            name: g.name?.v,
+            // every name was checked to fit a Linux interface name
+            name: IfName::new(&g.name?.v)?,
             kind: g.kind?.v,
-            interface: g.interface?.v,
+            interface: IfName::new(&g.interface?.v)?,
             mac: g.mac?.v,
             ipv4: g.ipv4.into_iter().map(|a| a.v).collect(),
             ipv6: g.ipv6.into_iter().map(|a| a.v).collect(),
             ipv6_enabled: g.ipv6_enabled,
             up_delay: g.up_delay?.v,
-            device: g.device?.v,
+            device: IfName::new(&g.device?.v)?,
             vxlan: g.vxlan.map(|x| x.v),
         });
     }

@@ -328,8 +328,8 @@ pub fn plan(gw: &Gateway, protodown: bool, view: &KernelView) -> Vec<Action> {
         .filter(|d| d.lower == Some(svi.index))
     else {
         out.push(Action::CreateDevice {
-            gateway: gw.name.clone(),
-            name: gw.device.clone(),
+            gateway: gw.name.to_string(),
+            name: gw.device.to_string(),
             parent: svi.index,
             mac: gw.mac,
         });
@@ -351,7 +351,7 @@ fn plan_device(
     if dev.name != gw.device {
         out.push(Action::Rename {
             index,
-            name: gw.device.clone(),
+            name: gw.device.to_string(),
         });
     }
     if dev.mac != gw.mac {

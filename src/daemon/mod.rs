@@ -26,6 +26,7 @@ use crate::control::{self, Request};
 use crate::core::action::Action;
 use crate::core::drift::{DriftGuard, Verdict};
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
+use crate::core::ifname::IfName;
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
 use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
 use crate::netlink::executor::Executor;
@@ -386,7 +387,7 @@ impl Daemon {
                         let n = Notice::new(
                             Kind::Alert,
                             ids::DRIFT_FIGHT,
-                            g.cfg.name.clone(),
+                            g.cfg.name,
                             format!("something keeps undoing gateway {}; backing off {} ms between corrections", g.cfg.name, d.as_millis()),
                         )
                         .with("backoff_ms", d.as_millis() as u64);
@@ -401,7 +402,7 @@ impl Daemon {
                 let n = Notice::new(
                     Kind::Correction,
                     ids::DRIFT_CORRECTED,
-                    g.cfg.name.clone(),
+                    g.cfg.name,
                     format!(
                         "restored gateway {} after an outside change: {}",
                         g.cfg.name,
@@ -426,7 +427,7 @@ impl Daemon {
                     self.emit(Notice::new(
                         Kind::Alert,
                         ids::APPLY_FAILED,
-                        self.gateways[i].cfg.name.clone(),
+                        self.gateways[i].cfg.name,
                         msg.clone(),
                     ));
                 }
@@ -460,7 +461,7 @@ impl Daemon {
         let mut n = Notice::new(
             Kind::State,
             ids::GATEWAY_STATE,
-            g.cfg.name.clone(),
+            g.cfg.name,
             format!(
                 "gateway {} {} -> {}",
                 g.cfg.name,
@@ -492,7 +493,7 @@ impl Daemon {
                 Notice::new(
                     Kind::Alert,
                     ids::SYNC_INCOMPLETE,
-                    g.cfg.name.clone(),
+                    g.cfg.name,
                     format!(
                         "gateway {} released at the dynamic max with ARP/ND sync incomplete (arp {}/{:?}, nd {}/{:?})",
                         g.cfg.name, p.local.0, p.peer.map(|c| c.0), p.local.1, p.peer.map(|c| c.1)
@@ -768,7 +769,7 @@ impl Daemon {
             if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
                 continue;
             }
-            let dev = g.cfg.device.clone();
+            let dev = g.cfg.device.to_string();
             let svi = format!("svi:{}", g.cfg.interface);
             let mut changed = 0;
             for d in [dev, svi] {
@@ -777,7 +778,7 @@ impl Daemon {
                     Err(e) => self.emit(Notice::new(
                         Kind::Alert,
                         ids::APPLY_FAILED,
-                        self.gateways[i].cfg.name.clone(),
+                        self.gateways[i].cfg.name,
                         e.to_string(),
                     )),
                 }
@@ -788,7 +789,7 @@ impl Daemon {
                 let n = Notice::new(
                     Kind::Correction,
                     ids::DRIFT_CORRECTED,
-                    g.cfg.name.clone(),
+                    g.cfg.name,
                     format!("restored {changed} sysctl(s) of gateway {}", g.cfg.name),
                 )
                 .with("corrections", g.drift.corrections);
@@ -799,11 +800,8 @@ impl Daemon {
 
     /// Apply a new configuration whole. Validation happened already.
     fn apply_config(&mut self, mut new: Config, now: Instant) {
-        let mut old: HashMap<String, GwRuntime> = self
-            .gateways
-            .drain(..)
-            .map(|g| (g.cfg.name.clone(), g))
-            .collect();
+        let mut old: HashMap<IfName, GwRuntime> =
+            self.gateways.drain(..).map(|g| (g.cfg.name, g)).collect();
         let p = policy(&new);
         self.gateways = std::mem::take(&mut new.gateways)
             .into_iter()
@@ -907,11 +905,11 @@ impl Daemon {
                     .unwrap_or_default();
                 let peer_counts = self.peer_counts(&g.cfg);
                 GatewayStatus {
-                    name: g.cfg.name.clone(),
+                    name: g.cfg.name.to_string(),
                     kind: g.cfg.kind.kind_str().into(),
                     id: g.cfg.kind.id(),
-                    interface: g.cfg.interface.clone(),
-                    device: g.cfg.device.clone(),
+                    interface: g.cfg.interface.to_string(),
+                    device: g.cfg.device.to_string(),
                     mac: g.cfg.mac.to_string(),
                     ipv4: g.cfg.ipv4.iter().map(|p| p.to_string()).collect(),
                     ipv6: g.cfg.ipv6.iter().map(|p| p.to_string()).collect(),

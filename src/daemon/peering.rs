@@ -222,7 +222,10 @@ impl Daemon {
                     .owned_device(&g.cfg.name, &g.cfg.device)
                     .map(|d| self.view.neigh_counts(d.index))
                     .unwrap_or_default();
-                (g.cfg.name.clone(), entry(&g.cfg, g.machine.state, arp, nd))
+                (
+                    g.cfg.name.to_string(),
+                    entry(&g.cfg, g.machine.state, arp, nd),
+                )
             })
             .collect()
     }
@@ -467,17 +470,17 @@ impl Daemon {
             .map(|p| p.mismatches.iter().map(|m| m.gateway.clone()).collect())
             .unwrap_or_default();
         for i in 0..self.gateways.len() {
-            let hold = strict_backup && mismatched.contains(&self.gateways[i].cfg.name);
+            let hold = strict_backup && mismatched.iter().any(|m| self.gateways[i].cfg.name == *m);
             if self.gateways[i].machine.mismatch_hold != hold {
                 self.gateways[i].machine.mismatch_hold = hold;
                 self.gateways[i].converged = false;
-                let name = self.gateways[i].cfg.name.clone();
+                let name = self.gateways[i].cfg.name;
                 let (state, reason) = self.gateways[i].machine.shown();
                 self.emit(
                     Notice::new(
                         Kind::State,
                         ids::GATEWAY_STATE,
-                        name.clone(),
+                        name,
                         format!(
                             "gateway {name} {} (strict mode)",
                             if hold {
