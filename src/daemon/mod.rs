@@ -43,9 +43,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 const BOOT_MARKER: &str = "booted";
 const MEMBERS_FILE: &str = "members.json";
 /// While kernel events are still queued, planning waits for the queue to
-/// drain, but no longer than this many batches: a flood of events must not
-/// starve the gateways.
-const MAX_BATCHES_BEHIND: u32 = 64;
+/// drain, but no longer than this: a flood of events must not starve the
+/// gateways. (The echoes of creating 4094 gateways drain in well under it.)
+const MAX_BEHIND: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -103,11 +103,11 @@ pub struct Daemon {
     reinstall_pending: BTreeSet<usize>,
     /// A (re)started sync runtime's event stream, for the event loop to take.
     sync_rx_pending: Option<mpsc::Receiver<syncing::SyncEvent>>,
-    /// Batches of kernel events read since the queue was last empty. The
-    /// queue may still hold echoes of dagw's own changes (a device before its
-    /// ownership alias, say); a plan made on that half-way view would undo
-    /// dagw's own work, so gateways and members wait in `deferred`.
-    batches_behind: u32,
+    /// Since when kernel events have been read without the queue running
+    /// empty. The queue may still hold echoes of dagw's own changes (a device
+    /// before its ownership alias, say); a plan made on that half-way view
+    /// would undo dagw's own work, so gateways and members wait in `deferred`.
+    behind_since: Option<Instant>,
     deferred: BTreeSet<usize>,
     members_deferred: bool,
 }
@@ -164,7 +164,7 @@ impl Daemon {
             sync: None,
             sync_rx_pending: None,
             reinstall_pending: BTreeSet::new(),
-            batches_behind: 0,
+            behind_since: None,
             deferred: BTreeSet::new(),
             members_deferred: false,
         };
@@ -343,7 +343,7 @@ impl Daemon {
 
     /// Plan and apply one gateway; returns true when it converged.
     fn reconcile_gateway(&mut self, i: usize, now: Instant) {
-        if self.batches_behind > 0 {
+        if self.behind_since.is_some() {
             self.deferred.insert(i);
             return;
         }
@@ -505,7 +505,7 @@ impl Daemon {
     }
 
     fn reconcile_members(&mut self, now: Instant) {
-        if self.batches_behind > 0 {
+        if self.behind_since.is_some() {
             self.members_deferred = true;
             return;
         }
@@ -610,12 +610,11 @@ impl Daemon {
     fn on_events(&mut self, events: Vec<KernelEvent>, drained: bool, now: Instant) {
         let mut dirty = BTreeSet::new();
         let mut members_dirty = false;
-        self.batches_behind = if drained || self.batches_behind >= MAX_BATCHES_BEHIND {
-            0
-        } else {
-            self.batches_behind + 1
-        };
-        if self.batches_behind == 0 {
+        let since = *self.behind_since.get_or_insert(now);
+        if drained || now.saturating_duration_since(since) >= MAX_BEHIND {
+            self.behind_since = None;
+        }
+        if self.behind_since.is_none() {
             dirty.append(&mut self.deferred);
             members_dirty = std::mem::take(&mut self.members_deferred);
         }
@@ -708,9 +707,11 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        if self.batches_behind > 0 {
-            // the rest of the queue comes first; timers fire right after it
-            return None;
+        let peer = self.peer_deadline().into_iter().chain(self.sync_deadline());
+        if self.behind_since.is_some() {
+            // gateways and members wait for the rest of the queue; the
+            // peer's timers do not
+            return peer.min();
         }
         let g = self
             .gateways
@@ -724,10 +725,7 @@ impl Daemon {
             .iter()
             .flat_map(|m| [m.deadline(), m.min_deadline(min).filter(|_| dynamic)])
             .flatten();
-        g.chain(m)
-            .chain(self.peer_deadline())
-            .chain(self.sync_deadline())
-            .min()
+        g.chain(m).chain(peer).min()
     }
 
     fn on_timer(&mut self, now: Instant) {
@@ -1211,7 +1209,7 @@ impl Daemon {
                     match obs? {
                         Observed::Events { events, drained } => self.on_events(events, drained, now),
                         Observed::Overrun => {
-                            self.batches_behind = 0;
+                            self.behind_since = None;
                             self.deferred.clear();
                             self.members_deferred = false;
                             self.emit(Notice::new(Kind::Alert, ids::NETLINK_OVERRUN, "netlink", "kernel event queue overran; re-reading the kernel state"));
