@@ -172,7 +172,8 @@ pub struct Gateway {
     pub up_delay: Duration,
     /// dagw's macvlan on the SVI (<= 15 chars).
     pub device: IfName,
-    pub vxlan: Option<Vxlan>,
+    /// Boxed: only VBDIF gateways have one, and every gateway pays for the slot.
+    pub vxlan: Option<Box<Vxlan>>,
 }
 
 impl Gateway {

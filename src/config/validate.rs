@@ -417,7 +417,7 @@ fn build(
             ipv6_enabled: g.ipv6_enabled,
             up_delay: g.up_delay?.v,
             device: IfName::new(&g.device?.v)?,
-            vxlan: g.vxlan.map(|x| x.v),
+            vxlan: g.vxlan.map(|x| Box::new(x.v)),
         });
     }
     Some(Config {

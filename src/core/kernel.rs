@@ -110,8 +110,8 @@ pub struct KernelView {
     pub by_name: HashMap<IfName, u32>,
     /// Gateway name (from the `dagw:` alias) → ifindex of its device.
     by_owner: HashMap<IfName, u32>,
-    /// Every address of every link, ordered by link: one map, no per-link
-    /// allocation.
+    /// The addresses of dagw's gateway devices (no other link's are ever
+    /// planned on), ordered by link: one map, no per-link allocation.
     addrs: BTreeMap<(u32, Addr), AddrInfo>,
     pub fdb: HashSet<Fdb>,
     /// Usable neighbours on dagw's gateway devices only.
@@ -208,7 +208,11 @@ impl KernelView {
                 self.neigh_counts.remove(&index);
             }
             KernelEvent::AddrAdded(i, a, info) => {
-                self.addrs.insert((i, a), info);
+                // A gateway device is marked before it gets any address (and
+                // links come before addresses in a dump).
+                if self.links.get(&i).is_some_and(|l| l.owner().is_some()) {
+                    self.addrs.insert((i, a), info);
+                }
             }
             KernelEvent::AddrRemoved(i, a) => {
                 self.addrs.remove(&(i, a));
@@ -242,5 +246,54 @@ impl KernelView {
     /// Forget everything (before a full re-dump after an overrun).
     pub fn clear(&mut self) {
         *self = KernelView::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str, owner: Option<&str>) -> KernelEvent {
+        KernelEvent::Link(Link {
+            index,
+            name: name.into(),
+            owner_gateway: owner.map(Into::into),
+            ..Default::default()
+        })
+    }
+
+    fn addr(ip: &str, len: u8) -> Addr {
+        Addr {
+            ip: ip.parse().unwrap(),
+            len,
+        }
+    }
+
+    #[test]
+    fn keeps_addresses_of_gateway_devices_only() {
+        let mut v = KernelView::default();
+        v.apply(link(2, "br10", None));
+        v.apply(link(3, "gw10", Some("vlanif10")));
+        v.apply(link(4, "gw11", Some("vlanif11")));
+        let info = AddrInfo { nodad: true };
+        for (i, a) in [
+            (2, addr("fe80::1", 64)),
+            (3, addr("2001:db8::1", 64)),
+            (3, addr("192.0.2.1", 24)),
+            (4, addr("198.51.100.1", 24)),
+        ] {
+            v.apply(KernelEvent::AddrAdded(i, a, info));
+        }
+        let of = |v: &KernelView, i| v.addrs_of(i).map(|(a, _)| *a).collect::<Vec<_>>();
+        assert_eq!(of(&v, 2), []);
+        assert_eq!(of(&v, 3), [addr("192.0.2.1", 24), addr("2001:db8::1", 64)]);
+        assert_eq!(of(&v, 4), [addr("198.51.100.1", 24)]);
+        v.apply(KernelEvent::AddrRemoved(3, addr("192.0.2.1", 24)));
+        assert_eq!(of(&v, 3), [addr("2001:db8::1", 64)]);
+        v.apply(KernelEvent::LinkGone(3));
+        assert_eq!(of(&v, 3), []);
+        assert_eq!(of(&v, 4), [addr("198.51.100.1", 24)]);
+        assert_eq!(v.owned_device("vlanif11", "gw11").map(|l| l.index), Some(4));
+        assert!(v.owned_device("vlanif10", "gw10").is_none());
     }
 }
