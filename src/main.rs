@@ -125,15 +125,6 @@ fn run(path: &Path, socket: Option<PathBuf>) -> ExitCode {
     for w in &warnings {
         tracing::warn!("{}", w.render(&path.display().to_string()));
     }
-    // The parser's garbage is spread over the heap, and the config's own
-    // small allocations sit among it, each keeping a page resident. A copy
-    // made once the garbage is freed and merged lies packed together.
-    dagw::sys::release_free_memory();
-    let cfg = {
-        let packed = cfg.clone();
-        drop(cfg);
-        packed
-    };
     dagw::sys::release_free_memory();
     let socket = socket.unwrap_or_else(|| cfg.node.socket.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -154,6 +154,45 @@ pub struct Vxlan {
     pub bypass_vtep: IpAddr,
 }
 
+/// A gateway's addresses of one family, in order. Nearly always one (a
+/// primary, no sub address): that one is kept inline, so 4094 gateways cost
+/// no allocation each, and no small allocation is left among the parser's
+/// freed memory to keep its pages resident.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Prefixes<T> {
+    #[default]
+    Empty,
+    One(T),
+    Many(Box<[T]>),
+}
+
+impl<T> std::ops::Deref for Prefixes<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Prefixes::Empty => &[],
+            Prefixes::One(p) => std::slice::from_ref(p),
+            Prefixes::Many(v) => v,
+        }
+    }
+}
+
+impl<T> From<Vec<T>> for Prefixes<T> {
+    fn from(mut v: Vec<T>) -> Self {
+        match v.len() {
+            0 => Prefixes::Empty,
+            1 => v.pop().map_or(Prefixes::Empty, Prefixes::One),
+            _ => Prefixes::Many(v.into_boxed_slice()),
+        }
+    }
+}
+
+impl<T> FromIterator<T> for Prefixes<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Self {
+        it.into_iter().collect::<Vec<T>>().into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
     /// `vlanif<N>` / `vbdif<N>`. Names are inline: 4094 gateways cost no
@@ -164,9 +203,9 @@ pub struct Gateway {
     pub interface: IfName,
     pub mac: Mac,
     /// Primary first, then sub addresses.
-    pub ipv4: Vec<Ipv4Prefix>,
+    pub ipv4: Prefixes<Ipv4Prefix>,
     /// Global addresses, eui-64 already expanded from `mac`.
-    pub ipv6: Vec<Ipv6Prefix>,
+    pub ipv6: Prefixes<Ipv6Prefix>,
     /// Any IPv6 entry implies `ipv6 enable` (and so a link-local address).
     pub ipv6_enabled: bool,
     pub up_delay: Duration,
@@ -183,5 +222,30 @@ impl Gateway {
             addr: self.mac.link_local(),
             len: 64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_keep_one_inline_and_their_order() {
+        let p = |a: u8| Ipv4Prefix {
+            addr: Ipv4Addr::new(192, 0, 2, a),
+            len: 24,
+        };
+        let none: Prefixes<Ipv4Prefix> = Vec::new().into();
+        assert_eq!(none, Prefixes::Empty);
+        assert!(none.is_empty());
+        let one: Prefixes<_> = [p(1)].into_iter().collect();
+        assert_eq!(one, Prefixes::One(p(1)));
+        assert_eq!(&one[..], &[p(1)]);
+        let many: Prefixes<_> = vec![p(1), p(2), p(3)].into();
+        assert_eq!(
+            many.iter().map(|x| x.addr.octets()[3]).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(many.first(), Some(&p(1)));
     }
 }

@@ -481,11 +481,13 @@ mod tests {
             ipv4: vec![Ipv4Prefix {
                 addr: "192.0.2.1".parse().unwrap(),
                 len: 24,
-            }],
+            }]
+            .into(),
             ipv6: vec![Ipv6Prefix {
                 addr: "2001:db8:10::1".parse().unwrap(),
                 len: 64,
-            }],
+            }]
+            .into(),
             ipv6_enabled: true,
             up_delay: Duration::from_secs(1),
             device: "gw10".into(),

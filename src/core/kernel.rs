@@ -6,11 +6,12 @@
 //! and three times as many addresses, and the daemon's RSS is mostly this.
 //! Names are inline ([`IfName`]), one flat ordered map holds every address.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::ifname::IfName;
 use super::mac::Mac;
+use super::sorted::SortedMap;
 
 /// The bit dagw owns in IFLA_PROTO_DOWN_REASON. Other tools' bits are left alone:
 /// the kernel keeps a device protodown while any bit is set.
@@ -106,13 +107,13 @@ pub struct NeighInfo {
 
 #[derive(Debug, Default, Clone)]
 pub struct KernelView {
-    pub links: BTreeMap<u32, Link>,
+    pub links: SortedMap<u32, Link>,
     pub by_name: HashMap<IfName, u32>,
     /// Gateway name (from the `dagw:` alias) → ifindex of its device.
     by_owner: HashMap<IfName, u32>,
     /// The addresses of dagw's gateway devices (no other link's are ever
     /// planned on), ordered by link: one map, no per-link allocation.
-    addrs: BTreeMap<(u32, Addr), AddrInfo>,
+    addrs: SortedMap<(u32, Addr), AddrInfo>,
     pub fdb: HashSet<Fdb>,
     /// Usable neighbours on dagw's gateway devices only.
     pub neighs: HashMap<NeighKey, NeighInfo>,
@@ -152,7 +153,7 @@ impl KernelView {
 
     pub fn addrs_of(&self, index: u32) -> impl Iterator<Item = (&Addr, &AddrInfo)> {
         self.addrs
-            .range((index, Addr::MIN)..)
+            .from(&(index, Addr::MIN))
             .take_while(move |((i, _), _)| *i == index)
             .map(|((_, a), info)| (a, info))
     }
@@ -198,11 +199,7 @@ impl KernelView {
                         self.by_owner.remove(&o);
                     }
                 }
-                let gone: Vec<(u32, Addr)> =
-                    self.addrs_of(index).map(|(a, _)| (index, *a)).collect();
-                for k in gone {
-                    self.addrs.remove(&k);
-                }
+                self.addrs.retain(|(i, _), _| *i != index);
                 self.fdb.retain(|f| f.ifindex != index);
                 self.neighs.retain(|n, _| n.ifindex != index);
                 self.neigh_counts.remove(&index);
@@ -241,6 +238,12 @@ impl KernelView {
                 }
             }
         }
+    }
+
+    /// Give back the spare capacity a burst of links or addresses left.
+    pub fn compact(&mut self) {
+        self.links.shrink_to_fit();
+        self.addrs.shrink_to_fit();
     }
 
     /// Forget everything (before a full re-dump after an overrun).

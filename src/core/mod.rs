@@ -9,3 +9,4 @@ pub mod mac;
 pub mod member;
 pub mod peer;
 pub mod rules;
+pub mod sorted;

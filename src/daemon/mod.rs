@@ -758,10 +758,17 @@ impl Daemon {
         }
     }
 
-    /// Sysctls have no events; check them slowly. Also hand memory freed by
-    /// bursts (start-up events, a bulk sync) back to the system.
-    fn audit(&mut self) {
+    /// Hand memory freed by bursts (start-up, a bulk sync, a reload) back to
+    /// the system, and pack the kernel mirror's trees.
+    fn settle_memory(&mut self) {
+        self.view.compact();
         crate::sys::release_free_memory();
+    }
+
+    /// Sysctls have no events; check them slowly. Also settle memory after
+    /// whatever burst came since the last audit.
+    fn audit(&mut self) {
+        self.settle_memory();
         for i in 0..self.gateways.len() {
             let g = &self.gateways[i];
             if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
@@ -1167,7 +1174,7 @@ impl Daemon {
         // one byte more than the largest valid packet: an oversized one is seen as such
         let mut rx_buf = [0u8; crate::peer::codec::MAX_PACKET + 1];
         watchdog_tick.tick().await;
-        crate::sys::release_free_memory();
+        self.settle_memory();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.emit(
             Notice::new(
