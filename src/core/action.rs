@@ -11,13 +11,16 @@ use super::mac::Mac;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Create the gateway's macvlan (mode private, admin down) on `parent`, mark it
-    /// `dagw:<gateway>`, set addr_gen_mode none and protodown with dagw's reason.
+    /// Create the gateway's macvlan (mode private) on `parent`, mark it
+    /// `dagw:<gateway>`, set addr_gen_mode none, then either hold it
+    /// (protodown with dagw's reason, admin down) or bring it up: a gateway
+    /// that may serve at once costs no carrier flap (and no two requests).
     CreateDevice {
         gateway: String,
         name: String,
         parent: u32,
         mac: Mac,
+        held: bool,
     },
     /// Per-device sysctls (arp_ignore, arp_announce, ignore_routes_with_linkdown,
     /// accept_dad, ...): read first, written only where they differ.

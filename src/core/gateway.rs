@@ -332,6 +332,7 @@ pub fn plan(gw: &Gateway, protodown: bool, view: &KernelView) -> Vec<Action> {
             name: gw.device.to_string(),
             parent: svi.index,
             mac: gw.mac,
+            held: protodown,
         });
         return out; // the rest is planned once the device exists
     };

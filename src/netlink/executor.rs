@@ -69,8 +69,9 @@ impl Executor {
                 name,
                 parent,
                 mac,
+                held,
             } => {
-                outcome.link = Some(self.create_device(gateway, name, *parent, *mac)?);
+                outcome.link = Some(self.create_device(gateway, name, *parent, *mac, *held)?);
             }
             Action::Sysctls { device } => outcome.sysctls_changed = write_sysctls(device)?,
             Action::Rename { index, name } => {
@@ -212,15 +213,16 @@ impl Executor {
         }
     }
 
-    /// Create the macvlan admin-down, then in one message: ownership alias,
-    /// addr_gen_mode none and protodown with dagw's reason. It is brought up
-    /// later by the planner, held until its gateway may serve.
+    /// Create the macvlan admin-down, set its sysctls, then in one message:
+    /// ownership alias, addr_gen_mode none and either protodown with dagw's
+    /// reason (`held`; the planner brings it up) or admin up.
     fn create_device(
         &mut self,
         gateway: &str,
         name: &str,
         parent: u32,
         mac: Mac,
+        held: bool,
     ) -> Result<Link, NetlinkError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -247,22 +249,34 @@ impl Executor {
             "{OWNER_ALIAS_PREFIX}{gateway}"
         )));
         s.attributes.push(addr_gen_mode_none());
-        s.attributes.push(LinkAttribute::ProtoDownReason(vec![
-            LinkProtocolDownReason::Mask(DAGW_PROTODOWN_REASON),
-            LinkProtocolDownReason::Value(DAGW_PROTODOWN_REASON),
-        ]));
-        s.attributes.push(LinkAttribute::ProtoDown(1));
-        self.sock.request(R::SetLink(s), 0, &|| {
-            format!("mark and hold macvlan {name}")
-        })?;
+        if held {
+            s.attributes.push(LinkAttribute::ProtoDownReason(vec![
+                LinkProtocolDownReason::Mask(DAGW_PROTODOWN_REASON),
+                LinkProtocolDownReason::Value(DAGW_PROTODOWN_REASON),
+            ]));
+            s.attributes.push(LinkAttribute::ProtoDown(1));
+        }
+        // before it is up: accept_dad 0 and arp_ignore from the first packet
         write_sysctls(name)?;
-        Ok(Link {
+        self.sock
+            .request(R::SetLink(s), 0, &|| format!("mark macvlan {name}"))?;
+        if !held {
+            // a message of its own: in one with addr_gen_mode, the kernel
+            // brings the device up first and makes its own link-local
+            self.set_admin(link.index, true)?;
+        }
+        let mut made = Link {
             owner_gateway: IfName::new(gateway),
             addr_gen_mode: Some(1),
-            protodown: true,
-            protodown_reason: link.protodown_reason | DAGW_PROTODOWN_REASON,
             ..link
-        })
+        };
+        if held {
+            made.protodown = true;
+            made.protodown_reason |= DAGW_PROTODOWN_REASON;
+        } else {
+            made.admin_up = true;
+        }
+        Ok(made)
     }
 }
 
