@@ -297,3 +297,58 @@ fn start_up_of_many_gateways_corrects_nothing() {
     );
     assert!(!d.log().contains("apply-failed"), "log:\n{}", d.log());
 }
+
+/// A gateway with no up-delay on a serving SVI may serve at once: once up,
+/// its carrier never drops (protodown takes the carrier away: `NO-CARRIER`
+/// while admin up); one with a delay is held so.
+#[test]
+fn gateway_without_delay_never_loses_carrier() {
+    if !require_root("gateway_without_delay_never_loses_carrier") {
+        return;
+    }
+    let ns = Netns::new("enf-nohold");
+    ns.bridge_up("br10");
+    ns.bridge_up("br20");
+    let mon = LineTap::ip_monitor(&ns);
+    let k0 = mon.mark(&ns, 0);
+    let d = Daemon::start(
+        &ns,
+        r#"
+[[gateway]]
+vlanif = 10
+interface = "br10"
+mac = "0000-5e00-0101"
+ipv4 = ["192.0.2.1/24"]
+up_delay = "0s"
+
+[[gateway]]
+vlanif = 20
+interface = "br20"
+mac = "0000-5e00-0102"
+ipv4 = ["198.51.100.1/24"]
+up_delay = "1s"
+"#,
+    );
+    d.wait_gateway("vlanif10", "up", None);
+    d.wait_gateway("vlanif20", "up", None);
+    let k1 = mon.mark(&ns, 1);
+    let lines = mon.lines();
+    let seen = |dev: &str| -> Vec<&String> {
+        lines[k0 + 1..k1]
+            .iter()
+            .filter(|l| l.contains(&format!(" {dev}@")) && l.contains("NO-CARRIER"))
+            .collect()
+    };
+    assert!(
+        seen("gw10").is_empty(),
+        "gw10 was held: {:#?}",
+        seen("gw10")
+    );
+    assert!(
+        !seen("gw20").is_empty(),
+        "gw20 (1 s up-delay) was never held; monitor:\n{:#?}",
+        &lines[k0 + 1..k1]
+    );
+    assert!(!ns.protodown("gw10") && ns.admin_up("gw10"));
+    assert_eq!(d.corrections("vlanif10"), 0);
+}
