@@ -401,6 +401,9 @@ fn build(
             priority: p.priority,
             peer_link: p.peer_link.map(|l| l.v),
             strict: p.strict,
+            max_synced: p.max_synced,
+            max_synced_per_gateway: p.max_synced_per_gateway,
+            neighbour_aging: p.neighbour_aging,
         }),
         None => None,
     };

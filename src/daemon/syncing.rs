@@ -1,9 +1,11 @@
 //! The daemon's side of the ARP/ND sync channel (issue 5): one session at a
 //! time with the peer (the lower address connects, the other accepts), a full
 //! bulk of our locally learned entries on every new session, then increments
-//! as the kernel reports them; the peer's entries are installed on the
-//! matching gateway device as `extern_learn` (never sent back) and removed
-//! when the peer deletes them, or a grace period after the session ended.
+//! as the kernel reports them. What the kernel holds for each host follows
+//! the ARP/ND rule of `core::neigh`: the peer's entries are pinned
+//! (`noarp extern_learn`, never sent back) where this switch cannot resolve
+//! the host itself, and removed when the peer withdraws them, or a grace
+//! period after the session ended.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,9 +15,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::Daemon;
 use crate::config::GatewayKind;
-use crate::core::kernel::{KernelEvent, NeighInfo, NeighKey as KKey};
+use crate::core::kernel::{KernelEvent, NeighKey as KKey};
 use crate::core::mac::Mac;
-use crate::netlink::executor::{synced_neigh_install, synced_neigh_remove};
+use crate::core::neigh::{self, Held, NeighAction};
+use crate::netlink::executor::{
+    neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
+};
 use crate::peer::auth::Keyring;
 use crate::sync::{self, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Role};
 use crate::telemetry::{Kind, Notice, ids};
@@ -219,9 +224,10 @@ impl Daemon {
     }
 
     /// Local neighbour changes → increments for the peer. Each event comes
-    /// with the view's entry before it: only new entries, new MACs and
-    /// vanished local entries are news (state ageing, REACHABLE → STALE, is not).
-    pub(super) fn sync_local_changes(&mut self, changes: &[(KernelEvent, Option<NeighInfo>)]) {
+    /// with what the kernel held before it: only what `core::neigh` calls
+    /// news is sent (an entry newly ours, or with a new MAC: advertise; ours
+    /// no longer: withdraw). State ageing, REACHABLE → STALE, is not news.
+    pub(super) fn sync_local_changes(&mut self, changes: &[(KernelEvent, Held)]) {
         if self.sync.as_ref().is_none_or(|s| s.outbound.is_none()) {
             return;
         }
@@ -229,29 +235,29 @@ impl Daemon {
         let mut adds = Vec::new();
         let mut dels = Vec::new();
         for (ev, before) in changes {
-            match ev {
-                KernelEvent::NeighUsable(k, info)
-                    if !info.synced && before.is_none_or(|b| b.synced || b.mac != info.mac) =>
-                {
-                    if let Some((kind, id)) = devs.get(&k.ifindex) {
-                        adds.push(NeighEntry {
-                            gw_kind: *kind,
-                            gw_id: *id,
-                            ip: k.ip,
-                            mac: info.mac.0,
-                        });
-                    }
-                }
-                KernelEvent::NeighGone(k) if before.is_some_and(|b| !b.synced) => {
-                    if let Some((kind, id)) = devs.get(&k.ifindex) {
-                        dels.push(NeighKey {
-                            gw_kind: *kind,
-                            gw_id: *id,
-                            ip: k.ip,
-                        });
-                    }
-                }
-                _ => {}
+            let (k, after) = match ev {
+                KernelEvent::NeighUsable(k, info) => (k, info.held()),
+                KernelEvent::NeighGone(k) => (k, Held::Nothing),
+                _ => continue,
+            };
+            let Some((kind, id)) = devs.get(&k.ifindex) else {
+                continue;
+            };
+            if let Held::Own(mac) = after
+                && neigh::advertise(*before, after)
+            {
+                adds.push(NeighEntry {
+                    gw_kind: *kind,
+                    gw_id: *id,
+                    ip: k.ip,
+                    mac: mac.0,
+                });
+            } else if neigh::withdraw(*before, after) {
+                dels.push(NeighKey {
+                    gw_kind: *kind,
+                    gw_id: *id,
+                    ip: k.ip,
+                });
             }
         }
         for chunk in adds.chunks(1000) {
@@ -321,10 +327,14 @@ impl Daemon {
                     }
                     _ => {}
                 }
-                self.apply_peer_changes(changes);
+                let mut hosts = self.peer_change_hosts(&changes);
                 if reconcile_kernel {
-                    self.remove_unknown_synced();
+                    // After a complete bulk the peer's table is the truth:
+                    // pinned copies it does not hold (left from before our
+                    // restart, or withdrawn while no session was up) go.
+                    hosts.extend(self.pinned_hosts());
                 }
+                self.settle_hosts(hosts);
                 if matches!(m, Inbound::BulkEnd { .. } | Inbound::Closed(_)) {
                     self.update_progress(now);
                 }
@@ -332,42 +342,37 @@ impl Daemon {
         }
     }
 
-    /// Install / remove the peer's entries in the kernel, batched. A locally
-    /// learned entry for the same IP wins: it is neither replaced nor removed.
-    fn apply_peer_changes(&mut self, changes: Vec<Change>) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut msgs = Vec::with_capacity(changes.len());
-        // (kind, id) -> device, built once: a frame spreads over many gateways
-        let devs: HashMap<(u8, u32), u32> = self
-            .device_gateways()
-            .into_iter()
-            .map(|(dev, gw)| (gw, dev))
-            .collect();
-        for c in changes {
-            let (kind, id, ip) = match c {
-                Change::Upsert(e) => (e.gw_kind, e.gw_id, e.ip),
-                Change::Remove(k) => (k.gw_kind, k.gw_id, k.ip),
-            };
-            let Some(&ifindex) = devs.get(&(kind, id)) else {
+    /// Bring the kernel's entries for these hosts (gateway device, IP) in
+    /// line with the ARP/ND rule (`core::neigh::decide`), in one batch.
+    /// Idempotent: the echoes of its own changes settle with no change.
+    pub(super) fn settle_hosts(&mut self, hosts: impl IntoIterator<Item = KKey>) {
+        let devs = self.device_gateways();
+        let table = self.sync.as_ref().map(|s| &s.table);
+        let mut msgs = Vec::new();
+        for k in hosts {
+            let Some((kind, id)) = devs.get(&k.ifindex) else {
                 continue;
             };
-            let existing = self.view.neighs.get(&KKey { ifindex, ip });
-            match c {
-                Change::Upsert(e) => {
-                    // a local entry wins; an identical synced one needs nothing
-                    if existing.is_some_and(|i| !i.synced || i.mac.0 == e.mac) {
-                        continue;
-                    }
-                    msgs.push(synced_neigh_install(ifindex, e.ip, Mac(e.mac)));
-                }
-                Change::Remove(_) => {
-                    if existing.is_some_and(|i| i.synced) {
-                        msgs.push(synced_neigh_remove(ifindex, ip));
-                    }
-                }
-            }
+            let peer = table
+                .and_then(|t| {
+                    t.get(&NeighKey {
+                        gw_kind: *kind,
+                        gw_id: *id,
+                        ip: k.ip,
+                    })
+                })
+                .map(Mac);
+            let held = self.view.held(k.ifindex, k.ip);
+            let behind = |mac: Mac| self.behind_member(k.ifindex, mac);
+            msgs.push(match neigh::decide(held, peer, behind) {
+                None => continue,
+                Some(NeighAction::Pin(mac)) => synced_neigh_install(k.ifindex, k.ip, mac),
+                Some(NeighAction::Own(mac)) => own_neigh_install(k.ifindex, k.ip, mac),
+                Some(NeighAction::Unpin) => synced_neigh_remove(k.ifindex, k.ip),
+            });
+        }
+        if msgs.is_empty() {
+            return;
         }
         let failed = self
             .exec
@@ -380,79 +385,172 @@ impl Daemon {
         }
     }
 
-    /// After a complete bulk the peer's table is the truth: synced entries in
-    /// the kernel that it does not hold (left from before our restart, or
-    /// deleted on the peer while no session was up) go.
-    fn remove_unknown_synced(&mut self) {
-        let Some(s) = self.sync.as_ref() else { return };
-        let devs = self.device_gateways();
-        let stale: Vec<(u32, IpAddr)> = self
-            .view
+    /// The peer's changes, as kernel keys of the gateways this switch has.
+    fn peer_change_hosts(&self, changes: &[Change]) -> Vec<KKey> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        // (kind, id) -> device, built once: a frame spreads over many gateways
+        let devs: HashMap<(u8, u32), u32> = self
+            .device_gateways()
+            .into_iter()
+            .map(|(dev, gw)| (gw, dev))
+            .collect();
+        changes
+            .iter()
+            .filter_map(|c| {
+                let k = match c {
+                    Change::Upsert(e) => e.key(),
+                    Change::Remove(k) => *k,
+                };
+                devs.get(&(k.gw_kind, k.gw_id))
+                    .map(|&ifindex| KKey { ifindex, ip: k.ip })
+            })
+            .collect()
+    }
+
+    /// Every pinned copy in the kernel (on our gateway devices).
+    fn pinned_hosts(&self) -> Vec<KKey> {
+        self.view
             .neighs
             .iter()
             .filter(|(_, i)| i.synced)
-            .filter(|(k, _)| {
-                devs.get(&k.ifindex).is_some_and(|(kind, id)| {
-                    s.table
-                        .get(&NeighKey {
-                            gw_kind: *kind,
-                            gw_id: *id,
-                            ip: k.ip,
-                        })
-                        .is_none()
-                })
-            })
-            .map(|(k, _)| (k.ifindex, k.ip))
-            .collect();
-        if stale.is_empty() {
-            return;
-        }
-        let msgs = stale
-            .iter()
-            .map(|(i, ip)| synced_neigh_remove(*i, *ip))
-            .collect();
-        let _ = self.exec.neigh_batch(msgs);
+            .map(|(k, _)| *k)
+            .collect()
     }
 
-    /// Synced entries the kernel dropped (a carrier loss flushes a device's
-    /// table) while the peer still has them: put them back.
-    pub(super) fn restore_synced(&mut self, lost: &[KKey]) {
-        let Some(s) = self.sync.as_ref() else { return };
-        let devs = self.device_gateways();
-        let back: Vec<Change> = lost
-            .iter()
-            .filter_map(|k| {
-                let (kind, id) = devs.get(&k.ifindex)?;
-                let key = NeighKey {
-                    gw_kind: *kind,
-                    gw_id: *id,
-                    ip: k.ip,
+    /// Whether the bridge of gateway device `dev` has learned `mac` on one
+    /// of our M-LAG member ports: the host sits behind us.
+    fn behind_member(&self, dev: u32, mac: Mac) -> bool {
+        let Some(svi) = self.view.link(dev).and_then(|l| l.lower) else {
+            return false;
+        };
+        // the SVI is the bridge, or a vlan device on it
+        let bridge_of_svi = self.view.link(svi).and_then(|l| l.lower);
+        [Some(svi), bridge_of_svi]
+            .into_iter()
+            .flatten()
+            .any(|br| self.member_macs.contains_key(&(br, mac)))
+    }
+
+    /// Track where the bridge learned MACs: only member ports matter.
+    /// Returns the (bridge, MAC) pairs whose member-ness changed.
+    pub(super) fn note_learned_mac(&mut self, ev: &KernelEvent, changed: &mut Vec<(u32, Mac)>) {
+        match ev {
+            KernelEvent::MacLearned(l) => {
+                let on_member = self
+                    .view
+                    .link(l.port)
+                    .is_some_and(|p| self.cfg.mlag.members.iter().any(|m| p.name == *m));
+                let key = (l.bridge, l.mac);
+                let before = if on_member {
+                    self.member_macs.insert(key, l.port)
+                } else {
+                    self.member_macs.remove(&key)
                 };
-                s.table.get(&key).map(|mac| {
-                    Change::Upsert(NeighEntry {
-                        gw_kind: *kind,
-                        gw_id: *id,
-                        ip: k.ip,
-                        mac,
-                    })
-                })
-            })
+                if before.is_some() != on_member {
+                    changed.push(key);
+                }
+            }
+            KernelEvent::MacForgotten(l) => {
+                let key = (l.bridge, l.mac);
+                if self.member_macs.get(&key) == Some(&l.port) {
+                    self.member_macs.remove(&key);
+                    changed.push(key);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Hosts whose MAC moved onto or off one of our members: every entry
+    /// with that MAC on the bridge's gateway devices, in the kernel or
+    /// advertised by the peer.
+    pub(super) fn hosts_of_macs(&self, moved: &[(u32, Mac)]) -> Vec<KKey> {
+        if moved.is_empty() {
+            return Vec::new();
+        }
+        let macs: std::collections::HashSet<Mac> = moved.iter().map(|(_, m)| *m).collect();
+        let mut hosts: Vec<KKey> = self
+            .view
+            .neighs
+            .iter()
+            .filter(|(_, i)| macs.contains(&i.mac))
+            .map(|(k, _)| *k)
             .collect();
-        self.apply_peer_changes(back);
+        if let Some(s) = &self.sync {
+            let devs: HashMap<(u8, u32), u32> = self
+                .device_gateways()
+                .into_iter()
+                .map(|(dev, gw)| (gw, dev))
+                .collect();
+            hosts.extend(
+                s.table
+                    .iter()
+                    .filter(|e| macs.contains(&Mac(e.mac)))
+                    .filter_map(|e| {
+                        devs.get(&(e.gw_kind, e.gw_id))
+                            .map(|&ifindex| KKey { ifindex, ip: e.ip })
+                    }),
+            );
+        }
+        hosts
+    }
+
+    /// Rebuild the member-port MAC table from a full FDB dump.
+    pub(super) fn reset_learned_macs(&mut self, learned: &[KernelEvent]) {
+        self.member_macs.clear();
+        let mut ignored = Vec::new();
+        for ev in learned {
+            self.note_learned_mac(ev, &mut ignored);
+        }
+    }
+
+    /// Rule 4 of `core::neigh`: owned entries nobody confirmed for
+    /// `neighbour_aging` are probed (the kernel asks the host; silence makes
+    /// them FAILED, which withdraws them from the peer).
+    pub(super) fn probe_aged_neighbours(&mut self) {
+        let Some(aging) = self.cfg.peer.as_ref().map(|p| p.neighbour_aging) else {
+            return;
+        };
+        let aging_s = u32::try_from(aging.as_secs()).unwrap_or(u32::MAX);
+        let now_s = self.view.clock_s;
+        let msgs: Vec<_> = self
+            .view
+            .neighs
+            .iter()
+            .filter(|(_, i)| neigh::aged(i.held(), i.confirmed_s, now_s, aging_s))
+            .map(|(k, _)| neigh_probe(k.ifindex, k.ip))
+            .collect();
+        if !msgs.is_empty() {
+            tracing::info!(
+                "probing {} neighbour(s) unconfirmed for {} s",
+                msgs.len(),
+                aging_s
+            );
+            let _ = self.exec.neigh_batch(msgs);
+        }
     }
 
     /// A gateway device came (back) up: the kernel flushed its neighbours
     /// when it lost carrier, so install the peer's entries for it again.
     pub(super) fn reinstall_peer_entries(&mut self, gw: usize) {
         let Some(s) = self.sync.as_ref() else { return };
-        let (kind, id) = kind_id(self.gateways[gw].cfg.kind);
-        let entries: Vec<Change> = s
+        let g = &self.gateways[gw].cfg;
+        let Some(dev) = self.view.owned_device(&g.name, &g.device).map(|d| d.index) else {
+            return;
+        };
+        let (kind, id) = kind_id(g.kind);
+        let hosts: Vec<KKey> = s
             .table
             .iter()
             .filter(|e| e.gw_kind == kind && e.gw_id == id)
-            .map(Change::Upsert)
+            .map(|e| KKey {
+                ifindex: dev,
+                ip: e.ip,
+            })
             .collect();
-        self.apply_peer_changes(entries);
+        self.settle_hosts(hosts);
     }
 
     /// The grace period after a lost session ran out: the peer's entries go.
@@ -462,10 +560,10 @@ impl Daemon {
             return;
         }
         s.grace_until = None;
-        let stale: Vec<Change> = s.table.iter().map(|e| Change::Remove(e.key())).collect();
+        let n = s.table.len();
         s.table = PeerTable::new();
-        let n = stale.len();
-        self.apply_peer_changes(stale);
+        let pinned = self.pinned_hosts();
+        self.settle_hosts(pinned);
         self.emit(
             Notice::new(
                 Kind::Alert,
