@@ -54,11 +54,113 @@ pub enum NeighAction {
     Own(Mac),
     /// Remove the pinned copy.
     Unpin,
+    /// Make the kernel ask the host now (`nud probe`): an answer makes the
+    /// entry REACHABLE, silence FAILED (rule 4).
+    Probe,
+}
+
+/// News for the peer over the sync channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncNews {
+    /// The host is ours (rule 1): tell the peer its MAC.
+    Advertise(Mac),
+    /// We no longer hold the host as ours.
+    Withdraw,
+}
+
+/// One host (a gateway and an IP) as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Host {
+    /// What the kernel holds usable.
+    pub held: Held,
+    /// The peer's advertised entry.
+    pub peer: Option<Mac>,
+    /// When the host last confirmed our own entry (seconds, daemon clock).
+    pub confirmed_s: u32,
+}
+
+/// What happened to one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostEvent {
+    /// The kernel's entry changed; `reachable`: the host just confirmed it.
+    Kernel { held: Held, reachable: bool },
+    /// The peer advertised the host (`Some`) or withdrew it (`None`).
+    Peer(Option<Mac>),
+    /// The bridge learned the host's MAC on another port, or forgot it;
+    /// `on_member`: it is now behind one of our members (a move to us).
+    Learned { on_member: bool },
+    /// Look again at the current state (the daemon, after a batch of
+    /// kernel events or of the peer's changes: the decision of each host's
+    /// last event).
+    Settle,
+    /// The periodic aging sweep (rule 4).
+    Sweep,
+}
+
+/// What to do about one event: news for the peer, a change to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostEffects {
+    pub sync: Option<SyncNews>,
+    pub kernel: Option<NeighAction>,
+}
+
+impl Host {
+    pub fn new(held: Held, peer: Option<Mac>, confirmed_s: u32) -> Host {
+        Host {
+            held,
+            peer,
+            confirmed_s,
+        }
+    }
+
+    /// One event in, its effects out. `behind_member` as for [`decide`];
+    /// `now_s` and `aging_s` (`neighbour_aging`) in seconds.
+    pub fn handle(
+        &mut self,
+        ev: HostEvent,
+        now_s: u32,
+        aging_s: u32,
+        behind_member: impl Fn(Mac) -> bool,
+    ) -> HostEffects {
+        let mut out = HostEffects::default();
+        match ev {
+            HostEvent::Kernel { held, reachable } => {
+                out.sync = match held {
+                    Held::Own(mac) if advertise(self.held, held) => Some(SyncNews::Advertise(mac)),
+                    _ if withdraw(self.held, held) => Some(SyncNews::Withdraw),
+                    _ => None,
+                };
+                if reachable || held != self.held {
+                    self.confirmed_s = now_s;
+                }
+                self.held = held;
+            }
+            HostEvent::Peer(p) => self.peer = p,
+            HostEvent::Learned { on_member } => {
+                out.kernel = decide(self.held, self.peer, behind_member, on_member);
+                return out;
+            }
+            HostEvent::Settle => {}
+            HostEvent::Sweep => {
+                if aged(self.held, self.confirmed_s, now_s, aging_s) {
+                    out.kernel = Some(NeighAction::Probe);
+                    return out;
+                }
+            }
+        }
+        out.kernel = decide(self.held, self.peer, behind_member, false);
+        out
+    }
 }
 
 /// The decision for one host. `peer`: the peer's advertised entry, if any.
 /// `behind_member`: whether the bridge has learned this MAC on one of our
-/// M-LAG member ports of the gateway's bridge (the host is local).
+/// M-LAG member ports of the gateway's bridge. `just_learned`: the decision
+/// is for the bridge having just learned the host's MAC on such a port (a
+/// move to us: rule 2 acts on that moment only — a host seen on our members
+/// all along whose own resolution fails, as with a LACP bond whose replies
+/// hash to the other switch, keeps the peer's pinned entry instead of
+/// being re-resolved in a loop).
 ///
 /// Idempotent: when the kernel already holds what the rule asks for, the
 /// answer is `None`, so the kernel's echo of an action settles.
@@ -66,21 +168,24 @@ pub fn decide(
     held: Held,
     peer: Option<Mac>,
     behind_member: impl Fn(Mac) -> bool,
+    just_learned: bool,
 ) -> Option<NeighAction> {
-    // Rules 1 and 2: a host behind one of our members is ours. Our own entry
-    // of it stays whatever the peer says; a pinned copy, or nothing, gives
-    // way to an entry of the kernel's own, which the kernel then verifies.
-    let local = match held {
-        Held::Own(mac) | Held::Pinned(mac) if behind_member(mac) => Some(mac),
-        _ => peer.filter(|p| behind_member(*p)),
-    };
-    if let Some(mac) = local {
-        return match held {
-            Held::Own(m) if behind_member(m) => None,
-            _ => Some(NeighAction::Own(mac)),
+    if just_learned {
+        // Rule 2: the host moved to us; the kernel gets its own entry (a
+        // pinned copy, or nothing, gives way), which the kernel verifies.
+        let local = match held {
+            Held::Own(m) if behind_member(m) => return None,
+            Held::Pinned(m) if behind_member(m) => Some(m),
+            _ => peer.filter(|p| behind_member(*p)),
         };
+        if let Some(mac) = local {
+            return Some(NeighAction::Own(mac));
+        }
     }
     match (held, peer) {
+        // Rule 1: our own entry of a host behind our members stays,
+        // whatever the peer says.
+        (Held::Own(m), _) if behind_member(m) => None,
         (Held::Nothing, None) | (Held::Own(_), None) => None,
         // Rule 3: our own attempt failed or never was, or the peer confirmed
         // the host more recently (its advertisement is news, and the host is
@@ -129,6 +234,11 @@ mod tests {
     }
     fn remote(_: Mac) -> bool {
         false
+    }
+
+    fn decide(held: Held, peer: Option<Mac>, behind: fn(Mac) -> bool) -> Option<NeighAction> {
+        // rule 2 acts on a move to us; everything else on any event
+        super::decide(held, peer, behind, behind(Mac::default()))
     }
 
     #[test]
@@ -200,18 +310,45 @@ mod tests {
             for peer in [None, Some(M1), Some(M2)] {
                 for behind in [local as fn(Mac) -> bool, remote] {
                     let mut h = held;
+                    // the move, then the kernel's echoes as ordinary events
+                    let mut just_learned = behind(M1);
                     for _ in 0..3 {
-                        match decide(h, peer, behind) {
+                        match super::decide(h, peer, behind, just_learned) {
                             None => break,
                             Some(NeighAction::Pin(m)) => h = Held::Pinned(m),
                             Some(NeighAction::Own(m)) => h = Held::Own(m),
                             Some(NeighAction::Unpin) => h = Held::Nothing,
+                            Some(NeighAction::Probe) => unreachable!("decide never probes"),
                         }
+                        just_learned = false;
                     }
-                    assert_eq!(decide(h, peer, behind), None, "{held:?} {peer:?}");
+                    assert_eq!(
+                        super::decide(h, peer, behind, false),
+                        None,
+                        "{held:?} {peer:?}"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_local_host_whose_resolution_fails_keeps_the_peers_entry() {
+        // LACP: the host sits behind both switches' members, its replies
+        // reach the peer only. No re-resolve loop: pinned stays pinned.
+        assert_eq!(
+            super::decide(Held::Nothing, Some(M1), local, false),
+            Some(NeighAction::Pin(M1))
+        );
+        assert_eq!(
+            super::decide(Held::Pinned(M1), Some(M1), local, false),
+            None
+        );
+        // the owner withdrew it: unpinned, the kernel resolves it itself
+        assert_eq!(
+            super::decide(Held::Pinned(M1), None, local, false),
+            Some(NeighAction::Unpin)
+        );
     }
 
     #[test]

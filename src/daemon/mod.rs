@@ -675,9 +675,11 @@ impl Daemon {
             self.sync_local_changes(&neigh_changes);
         }
         // the ARP/ND rule, for every host whose entry or place changed
-        hosts.extend(self.hosts_of_macs(&moved_macs));
         if !hosts.is_empty() {
             self.settle_hosts(hosts);
+        }
+        if !moved_macs.is_empty() {
+            self.hosts_moved(&moved_macs);
         }
         if !neigh_changes.is_empty() {
             self.update_progress(now);

@@ -17,7 +17,7 @@ use super::Daemon;
 use crate::config::GatewayKind;
 use crate::core::kernel::{KernelEvent, NeighKey as KKey};
 use crate::core::mac::Mac;
-use crate::core::neigh::{self, Held, NeighAction};
+use crate::core::neigh::{self, Held, Host, HostEvent, NeighAction, SyncNews};
 use crate::netlink::executor::{
     neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
 };
@@ -34,6 +34,9 @@ const OUTBOUND_QUEUE: usize = 256;
 const INBOUND_QUEUE: usize = 64;
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// A MAC as one bridge knows it: (bridge ifindex, MAC).
+type BridgeMac = (u32, Mac);
 
 pub enum SyncEvent {
     Session(mpsc::Sender<Outbound>),
@@ -234,30 +237,33 @@ impl Daemon {
         let devs = self.device_gateways();
         let mut adds = Vec::new();
         let mut dels = Vec::new();
+        let now_s = self.view.clock_s;
         for (ev, before) in changes {
-            let (k, after) = match ev {
-                KernelEvent::NeighUsable(k, info) => (k, info.held()),
-                KernelEvent::NeighGone(k) => (k, Held::Nothing),
+            let (k, held, reachable) = match ev {
+                KernelEvent::NeighUsable(k, info) => (k, info.held(), info.reachable),
+                KernelEvent::NeighGone(k) => (k, Held::Nothing, false),
                 _ => continue,
             };
             let Some((kind, id)) = devs.get(&k.ifindex) else {
                 continue;
             };
-            if let Held::Own(mac) = after
-                && neigh::advertise(*before, after)
-            {
-                adds.push(NeighEntry {
+            // the kernel part is settled once per batch (`settle_hosts`)
+            let news = Host::new(*before, None, now_s)
+                .handle(HostEvent::Kernel { held, reachable }, now_s, 0, |_| false)
+                .sync;
+            match news {
+                Some(SyncNews::Advertise(mac)) => adds.push(NeighEntry {
                     gw_kind: *kind,
                     gw_id: *id,
                     ip: k.ip,
                     mac: mac.0,
-                });
-            } else if neigh::withdraw(*before, after) {
-                dels.push(NeighKey {
+                }),
+                Some(SyncNews::Withdraw) => dels.push(NeighKey {
                     gw_kind: *kind,
                     gw_id: *id,
                     ip: k.ip,
-                });
+                }),
+                None => {}
             }
         }
         for chunk in adds.chunks(1000) {
@@ -343,9 +349,17 @@ impl Daemon {
     }
 
     /// Bring the kernel's entries for these hosts (gateway device, IP) in
-    /// line with the ARP/ND rule (`core::neigh::decide`), in one batch.
-    /// Idempotent: the echoes of its own changes settle with no change.
+    /// line with the ARP/ND rule (`core::neigh`), in one batch, on the
+    /// current state: after a batch of kernel events that is the decision of
+    /// each host's last event. Idempotent: the echoes of its own changes
+    /// settle with no change.
     pub(super) fn settle_hosts(&mut self, hosts: impl IntoIterator<Item = KKey>) {
+        self.hosts_event(hosts, HostEvent::Settle);
+    }
+
+    /// `event` for each of these hosts, the kernel effects in one batch.
+    fn hosts_event(&mut self, hosts: impl IntoIterator<Item = KKey>, event: HostEvent) {
+        let aging_s = self.aging_s();
         let devs = self.device_gateways();
         let table = self.sync.as_ref().map(|s| &s.table);
         let mut msgs = Vec::new();
@@ -362,13 +376,21 @@ impl Daemon {
                     })
                 })
                 .map(Mac);
-            let held = self.view.held(k.ifindex, k.ip);
+            let info = self.view.neighs.get(&k);
+            let mut host = Host::new(
+                info.map_or(Held::Nothing, |i| i.held()),
+                peer,
+                info.map_or(0, |i| i.confirmed_s),
+            );
             let behind = |mac: Mac| self.behind_member(k.ifindex, mac);
-            msgs.push(match neigh::decide(held, peer, behind) {
+            let now_s = self.view.clock_s;
+            let effects = host.handle(event, now_s, aging_s, behind);
+            msgs.push(match effects.kernel {
                 None => continue,
                 Some(NeighAction::Pin(mac)) => synced_neigh_install(k.ifindex, k.ip, mac),
                 Some(NeighAction::Own(mac)) => own_neigh_install(k.ifindex, k.ip, mac),
                 Some(NeighAction::Unpin) => synced_neigh_remove(k.ifindex, k.ip),
+                Some(NeighAction::Probe) => neigh_probe(k.ifindex, k.ip),
             });
         }
         if msgs.is_empty() {
@@ -463,10 +485,23 @@ impl Daemon {
         }
     }
 
-    /// Hosts whose MAC moved onto or off one of our members: every entry
-    /// with that MAC on the bridge's gateway devices, in the kernel or
-    /// advertised by the peer.
-    pub(super) fn hosts_of_macs(&self, moved: &[(u32, Mac)]) -> Vec<KKey> {
+    /// MACs that moved onto or off our members: the ARP/ND rule for every
+    /// host with that MAC (rule 2 for those now behind a member).
+    pub(super) fn hosts_moved(&mut self, moved: &[(u32, Mac)]) {
+        let (onto, off): (Vec<BridgeMac>, Vec<BridgeMac>) = moved
+            .iter()
+            .partition(|key| self.member_macs.contains_key(key));
+        for (macs, on_member) in [(off, false), (onto, true)] {
+            let hosts = self.hosts_of_macs(&macs);
+            if !hosts.is_empty() {
+                self.hosts_event(hosts, HostEvent::Learned { on_member });
+            }
+        }
+    }
+
+    /// Every entry with one of these MACs on our gateway devices, in the
+    /// kernel or advertised by the peer.
+    fn hosts_of_macs(&self, moved: &[(u32, Mac)]) -> Vec<KKey> {
         if moved.is_empty() {
             return Vec::new();
         }
@@ -506,29 +541,38 @@ impl Daemon {
         }
     }
 
+    fn aging_s(&self) -> u32 {
+        let aging = self
+            .cfg
+            .peer
+            .as_ref()
+            .map_or(crate::config::DEFAULT_NEIGHBOUR_AGING, |p| {
+                p.neighbour_aging
+            });
+        u32::try_from(aging.as_secs()).unwrap_or(u32::MAX)
+    }
+
     /// Rule 4 of `core::neigh`: owned entries nobody confirmed for
     /// `neighbour_aging` are probed (the kernel asks the host; silence makes
     /// them FAILED, which withdraws them from the peer).
     pub(super) fn probe_aged_neighbours(&mut self) {
-        let Some(aging) = self.cfg.peer.as_ref().map(|p| p.neighbour_aging) else {
+        if self.cfg.peer.is_none() {
             return;
-        };
-        let aging_s = u32::try_from(aging.as_secs()).unwrap_or(u32::MAX);
-        let now_s = self.view.clock_s;
-        let msgs: Vec<_> = self
+        }
+        let (now_s, aging_s) = (self.view.clock_s, self.aging_s());
+        let aged: Vec<KKey> = self
             .view
             .neighs
             .iter()
             .filter(|(_, i)| neigh::aged(i.held(), i.confirmed_s, now_s, aging_s))
-            .map(|(k, _)| neigh_probe(k.ifindex, k.ip))
+            .map(|(k, _)| *k)
             .collect();
-        if !msgs.is_empty() {
+        if !aged.is_empty() {
             tracing::info!(
-                "probing {} neighbour(s) unconfirmed for {} s",
-                msgs.len(),
-                aging_s
+                "probing {} neighbour(s) unconfirmed for {aging_s} s",
+                aged.len()
             );
-            let _ = self.exec.neigh_batch(msgs);
+            self.hosts_event(aged, HostEvent::Sweep);
         }
     }
 
