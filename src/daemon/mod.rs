@@ -875,6 +875,7 @@ impl Daemon {
         self.members = kept;
         self.update_peer(&new, now);
         self.cfg = new;
+        self.readmit_peer_entries();
         self.index_names();
         self.remove_stale();
         self.reconcile_all(now);
@@ -1010,6 +1011,10 @@ impl Daemon {
                             "sessions": s.sessions,
                             "peer_entries": s.table.len(),
                             "bulk_complete": s.bulk_complete,
+                            "refused": {
+                                "outside-prefix": s.table.refused.outside_prefix,
+                                "over-limit": s.table.refused.over_limit,
+                            },
                         })
                     }),
                     heartbeats: Some(serde_json::json!({
@@ -1142,6 +1147,26 @@ impl Daemon {
                     &[("reason", r.as_str())],
                     p.link.counters.dropped(r) as f64,
                 );
+            }
+        }
+        if let Some(s) = &self.sync {
+            e.family(
+                "dagw_sync_peer_entries",
+                "gauge",
+                "Neighbour entries the peer advertised and this switch admitted",
+            );
+            e.sample("dagw_sync_peer_entries", &[], s.table.len() as f64);
+            e.family(
+                "dagw_sync_refused",
+                "counter",
+                "Neighbour entries from the peer refused, by reason",
+            );
+            let r = s.table.refused;
+            for (reason, n) in [
+                ("outside-prefix", r.outside_prefix),
+                ("over-limit", r.over_limit),
+            ] {
+                e.sample("dagw_sync_refused_total", &[("reason", reason)], n as f64);
             }
         }
         e.finish()

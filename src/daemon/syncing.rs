@@ -22,7 +22,9 @@ use crate::netlink::executor::{
     neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
 };
 use crate::peer::auth::Keyring;
-use crate::sync::{self, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Role};
+use crate::sync::{
+    self, Admission, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Prefix, Role,
+};
 use crate::telemetry::{Kind, Notice, ids};
 
 /// Synced entries outlive a lost session this long (a restart of the peer's
@@ -34,6 +36,8 @@ const OUTBOUND_QUEUE: usize = 256;
 const INBOUND_QUEUE: usize = 64;
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Refused peer entries are alerted at most this often.
+const REFUSED_ALERT_EVERY: Duration = Duration::from_secs(60);
 
 /// A MAC as one bridge knows it: (bridge ifindex, MAC).
 type BridgeMac = (u32, Mac);
@@ -46,6 +50,8 @@ pub enum SyncEvent {
 pub struct SyncRuntime {
     pub outbound: Option<mpsc::Sender<Outbound>>,
     pub table: PeerTable,
+    /// Refusals already alerted, and when: the alert is rate-limited.
+    refused_alerted: (u64, Option<Instant>),
     pub bulk_complete: bool,
     pub sessions: u64,
     pub grace_until: Option<Instant>,
@@ -134,6 +140,7 @@ impl SyncRuntime {
         peer: SocketAddr,
         node: String,
         keyring: Keyring,
+        admission: Admission,
     ) -> (SyncRuntime, mpsc::Receiver<SyncEvent>) {
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let (keys, keys_rx) = watch::channel(keyring);
@@ -141,7 +148,8 @@ impl SyncRuntime {
         (
             SyncRuntime {
                 outbound: None,
-                table: PeerTable::new(),
+                table: PeerTable::new(admission),
+                refused_alerted: (0, None),
                 bulk_complete: false,
                 sessions: 0,
                 grace_until: None,
@@ -175,9 +183,89 @@ impl Daemon {
             SocketAddr::new(p.cfg.address, p.cfg.port),
             self.cfg.node.name.clone(),
             p.link.keys.clone(),
+            self.admission(),
         );
         self.sync = Some(rt);
         self.sync_rx_pending = Some(rx);
+    }
+
+    /// What the peer may install here: our gateways' prefixes, the caps.
+    pub(super) fn admission(&self) -> Admission {
+        let (max_total, max_per_gateway) = self
+            .cfg
+            .peer
+            .as_ref()
+            .map_or((0, 0), |p| (p.max_synced, p.max_synced_per_gateway));
+        let gateways = self
+            .gateways
+            .iter()
+            .map(|g| {
+                let prefixes = g
+                    .cfg
+                    .ipv4
+                    .iter()
+                    .map(|p| Prefix {
+                        addr: IpAddr::V4(p.addr),
+                        len: p.len,
+                    })
+                    .chain(g.cfg.ipv6.iter().map(|p| Prefix {
+                        addr: IpAddr::V6(p.addr),
+                        len: p.len,
+                    }))
+                    .collect();
+                (kind_id(g.cfg.kind), (prefixes, g.cfg.ipv6_enabled))
+            })
+            .collect();
+        Admission {
+            gateways,
+            max_total,
+            max_per_gateway,
+        }
+    }
+
+    /// A reload changed the gateways or the caps: entries no longer
+    /// admitted leave the table and the kernel.
+    pub(super) fn readmit_peer_entries(&mut self) {
+        let admission = self.admission();
+        let Some(s) = self.sync.as_mut() else { return };
+        let mut removed = Vec::new();
+        s.table.set_admission(admission, &mut removed);
+        if !removed.is_empty() {
+            tracing::info!(
+                "sync: {} peer entries no longer admitted after the reload",
+                removed.len()
+            );
+            let pinned = self.pinned_hosts();
+            self.settle_hosts(pinned);
+        }
+    }
+
+    /// Alert on refused peer entries: once, then at most once a minute
+    /// while more are refused.
+    fn alert_refused(&mut self, now: Instant) {
+        let Some(s) = self.sync.as_mut() else { return };
+        let r = s.table.refused;
+        let (seen, at) = s.refused_alerted;
+        if r.total() == seen
+            || at.is_some_and(|t| now.saturating_duration_since(t) < REFUSED_ALERT_EVERY)
+        {
+            return;
+        }
+        s.refused_alerted = (r.total(), Some(now));
+        let n = Notice::new(
+            Kind::Alert,
+            ids::SYNC_REFUSED,
+            "sync",
+            format!(
+                "refused {} neighbour entries from the peer so far: {} outside our gateways' prefixes, {} over max_synced / max_synced_per_gateway",
+                r.total(),
+                r.outside_prefix,
+                r.over_limit
+            ),
+        )
+        .with("outside-prefix", r.outside_prefix)
+        .with("over-limit", r.over_limit);
+        self.emit(n);
     }
 
     /// The peer's bulk sync of the current session has been received whole.
@@ -333,6 +421,7 @@ impl Daemon {
                     }
                     _ => {}
                 }
+                self.alert_refused(now);
                 let mut hosts = self.peer_change_hosts(&changes);
                 if reconcile_kernel {
                     // After a complete bulk the peer's table is the truth:
@@ -599,13 +688,16 @@ impl Daemon {
 
     /// The grace period after a lost session ran out: the peer's entries go.
     pub(super) fn sync_grace_expired(&mut self, now: Instant) {
+        let admission = self.admission();
         let Some(s) = self.sync.as_mut() else { return };
         if s.grace_until.is_none_or(|t| now < t) || s.established {
             return;
         }
         s.grace_until = None;
         let n = s.table.len();
-        s.table = PeerTable::new();
+        let refused = s.table.refused;
+        s.table = PeerTable::new(admission);
+        s.table.refused = refused;
         let pinned = self.pinned_hosts();
         self.settle_hosts(pinned);
         self.emit(
