@@ -19,6 +19,7 @@
 //! {"t": 0, "learned": {"mac": MAC, "port": NAME}}          the bridge learned MAC on a port
 //! {"t": 0, "forgotten": {"mac": MAC, "port": NAME}}        ... aged out or was flushed
 //! {"t": 0, "sweep": true}                                  the neighbour_aging sweep
+//! {"t": 0, "peer_table": "incomplete" | "complete"}        before / after the peer's first bulk
 //! ```
 //!
 //! Effects: `{"t", "ip", "sync": "advertise MAC" | "withdraw"}` and
@@ -106,6 +107,7 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
     let members: BTreeSet<String> = cfg.mlag.members.iter().cloned().collect();
 
     let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
+    let mut peer_complete = true;
     let mut behind: BTreeSet<Mac> = BTreeSet::new();
     let mut effects = Vec::new();
     let events = fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
@@ -118,13 +120,14 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
         let t = ev["t"].as_u64().expect("t");
         let now_s = t as u32;
         let feed = |hosts: &mut BTreeMap<String, Host>,
+                    peer_complete: bool,
                     ip: &str,
                     e: HostEvent,
                     behind: &BTreeSet<Mac>,
                     out: &mut Vec<Value>| {
             let h = hosts
                 .entry(ip.to_string())
-                .or_insert_with(|| Host::new(Held::Nothing, None, now_s));
+                .or_insert_with(|| Host::new(Held::Nothing, None, peer_complete, now_s));
             let fx = h.handle(e, now_s, aging_s, |m| behind.contains(&m));
             effect_lines(t, ip, fx, out);
         };
@@ -134,6 +137,7 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
             let reachable = k["reachable"].as_bool().unwrap_or(false);
             feed(
                 &mut hosts,
+                peer_complete,
                 ip,
                 HostEvent::Kernel { held, reachable },
                 &behind,
@@ -142,7 +146,14 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
         } else if let Some(p) = ev.get("peer") {
             let ip = p["ip"].as_str().expect("peer.ip");
             let m = p["mac"].as_str().map(mac);
-            feed(&mut hosts, ip, HostEvent::Peer(m), &behind, &mut effects);
+            feed(
+                &mut hosts,
+                peer_complete,
+                ip,
+                HostEvent::Peer(m),
+                &behind,
+                &mut effects,
+            );
         } else if let Some(l) = ev.get("learned").or(ev.get("forgotten")) {
             let m = mac(l["mac"].as_str().expect("mac"));
             let on_member =
@@ -166,16 +177,43 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
             for ip in moved {
                 feed(
                     &mut hosts,
+                    peer_complete,
                     &ip,
                     HostEvent::Learned { on_member },
                     &behind,
                     &mut effects,
                 );
             }
+        } else if let Some(p) = ev.get("peer_table") {
+            peer_complete = p == "complete";
+            for h in hosts.values_mut() {
+                h.peer_complete = peer_complete;
+            }
+            // the peer's first bulk: look again at every host
+            if peer_complete {
+                let ips: Vec<String> = hosts.keys().cloned().collect();
+                for ip in ips {
+                    feed(
+                        &mut hosts,
+                        peer_complete,
+                        &ip,
+                        HostEvent::Settle,
+                        &behind,
+                        &mut effects,
+                    );
+                }
+            }
         } else if ev.get("sweep").is_some() {
             let ips: Vec<String> = hosts.keys().cloned().collect();
             for ip in ips {
-                feed(&mut hosts, &ip, HostEvent::Sweep, &behind, &mut effects);
+                feed(
+                    &mut hosts,
+                    peer_complete,
+                    &ip,
+                    HostEvent::Sweep,
+                    &behind,
+                    &mut effects,
+                );
             }
         } else {
             panic!(

@@ -75,6 +75,11 @@ pub struct Host {
     pub held: Held,
     /// The peer's advertised entry.
     pub peer: Option<Mac>,
+    /// Whether the peer's table is complete (a bulk of the peer's has been
+    /// received since dagw started): only then does a missing entry mean
+    /// the peer does not hold the host. A restarted dagw keeps its pinned
+    /// copies until the peer's first bulk says otherwise (no flap).
+    pub peer_complete: bool,
     /// When the host last confirmed our own entry (seconds, daemon clock).
     pub confirmed_s: u32,
 }
@@ -105,10 +110,11 @@ pub struct HostEffects {
 }
 
 impl Host {
-    pub fn new(held: Held, peer: Option<Mac>, confirmed_s: u32) -> Host {
+    pub fn new(held: Held, peer: Option<Mac>, peer_complete: bool, confirmed_s: u32) -> Host {
         Host {
             held,
             peer,
+            peer_complete,
             confirmed_s,
         }
     }
@@ -137,7 +143,7 @@ impl Host {
             }
             HostEvent::Peer(p) => self.peer = p,
             HostEvent::Learned { on_member } => {
-                out.kernel = decide(self.held, self.peer, behind_member, on_member);
+                out.kernel = self.decide(behind_member, on_member);
                 return out;
             }
             HostEvent::Settle => {}
@@ -148,8 +154,20 @@ impl Host {
                 }
             }
         }
-        out.kernel = decide(self.held, self.peer, behind_member, false);
+        out.kernel = self.decide(behind_member, false);
         out
+    }
+
+    fn decide(
+        &self,
+        behind_member: impl Fn(Mac) -> bool,
+        just_learned: bool,
+    ) -> Option<NeighAction> {
+        match decide(self.held, self.peer, behind_member, just_learned) {
+            // the peer's silence means nothing before its first bulk
+            Some(NeighAction::Unpin) if !self.peer_complete => None,
+            d => d,
+        }
     }
 }
 

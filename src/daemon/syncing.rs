@@ -53,6 +53,10 @@ pub struct SyncRuntime {
     /// Refusals already alerted, and when: the alert is rate-limited.
     refused_alerted: (u64, Option<Instant>),
     pub bulk_complete: bool,
+    /// Complete bulks received from the peer since dagw started (or since
+    /// the grace period flushed the table): until the first, the table is
+    /// not the peer's whole truth.
+    pub bulks_received: u64,
     pub sessions: u64,
     pub grace_until: Option<Instant>,
     pub established: bool,
@@ -151,6 +155,7 @@ impl SyncRuntime {
                 table: PeerTable::new(admission),
                 refused_alerted: (0, None),
                 bulk_complete: false,
+                bulks_received: 0,
                 sessions: 0,
                 grace_until: None,
                 established: false,
@@ -336,7 +341,7 @@ impl Daemon {
                 continue;
             };
             // the kernel part is settled once per batch (`settle_hosts`)
-            let news = Host::new(*before, None, now_s)
+            let news = Host::new(*before, None, true, now_s)
                 .handle(HostEvent::Kernel { held, reachable }, now_s, 0, |_| false)
                 .sync;
             match news {
@@ -391,6 +396,7 @@ impl Daemon {
                     }
                     Inbound::BulkEnd { total } => {
                         s.bulk_complete = true;
+                        s.bulks_received += 1;
                         reconcile_kernel = true;
                         let n = Notice::new(
                             Kind::State,
@@ -451,6 +457,8 @@ impl Daemon {
         let aging_s = self.aging_s();
         let devs = self.device_gateways();
         let table = self.sync.as_ref().map(|s| &s.table);
+        // without a sync channel at all, pinned copies are leftovers
+        let complete = self.sync.as_ref().is_none_or(|s| s.bulks_received > 0);
         let mut msgs = Vec::new();
         for k in hosts {
             let Some((kind, id)) = devs.get(&k.ifindex) else {
@@ -469,6 +477,7 @@ impl Daemon {
             let mut host = Host::new(
                 info.map_or(Held::Nothing, |i| i.held()),
                 peer,
+                complete,
                 info.map_or(0, |i| i.confirmed_s),
             );
             let behind = |mac: Mac| self.behind_member(k.ifindex, mac);
@@ -697,6 +706,8 @@ impl Daemon {
         let n = s.table.len();
         let refused = s.table.refused;
         s.table = PeerTable::new(admission);
+        // the empty table is now the truth: the pinned copies go
+        s.bulks_received = s.bulks_received.max(1);
         s.table.refused = refused;
         let pinned = self.pinned_hosts();
         self.settle_hosts(pinned);
