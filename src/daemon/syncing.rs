@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use netlink_packet_route::RouteNetlinkMessage as R;
 use tokio::sync::{mpsc, watch};
 
 use super::Daemon;
@@ -240,8 +241,7 @@ impl Daemon {
                 "sync: {} peer entries no longer admitted after the reload",
                 removed.len()
             );
-            let pinned = self.pinned_hosts();
-            self.settle_hosts(pinned);
+            self.settle_pinned();
         }
     }
 
@@ -428,14 +428,14 @@ impl Daemon {
                     _ => {}
                 }
                 self.alert_refused(now);
-                let mut hosts = self.peer_change_hosts(&changes);
+                let hosts = self.peer_change_hosts(&changes);
+                self.settle_hosts(hosts);
                 if reconcile_kernel {
                     // After a complete bulk the peer's table is the truth:
                     // pinned copies it does not hold (left from before our
                     // restart, or withdrawn while no session was up) go.
-                    hosts.extend(self.pinned_hosts());
+                    self.settle_pinned();
                 }
-                self.settle_hosts(hosts);
                 if matches!(m, Inbound::BulkEnd { .. } | Inbound::Closed(_)) {
                     self.update_progress(now);
                 }
@@ -454,6 +454,26 @@ impl Daemon {
 
     /// `event` for each of these hosts, the kernel effects in one batch.
     fn hosts_event(&mut self, hosts: impl IntoIterator<Item = KKey>, event: HostEvent) {
+        let msgs = self.plan_hosts(hosts, event);
+        self.run_neigh_batch(msgs);
+    }
+
+    /// Every pinned copy in the kernel, settled (without collecting the
+    /// keys first: at 100k synced entries that list alone is megabytes).
+    fn settle_pinned(&mut self) {
+        let msgs = self.plan_hosts(
+            self.view
+                .neighs
+                .iter()
+                .filter(|(_, i)| i.synced)
+                .map(|(k, _)| *k),
+            HostEvent::Settle,
+        );
+        self.run_neigh_batch(msgs);
+    }
+
+    /// The kernel changes `event` asks for these hosts.
+    fn plan_hosts(&self, hosts: impl IntoIterator<Item = KKey>, event: HostEvent) -> Vec<(R, u16)> {
         let aging_s = self.aging_s();
         let devs = self.device_gateways();
         let table = self.sync.as_ref().map(|s| &s.table);
@@ -491,6 +511,10 @@ impl Daemon {
                 Some(NeighAction::Probe) => neigh_probe(k.ifindex, k.ip),
             });
         }
+        msgs
+    }
+
+    fn run_neigh_batch(&mut self, msgs: Vec<(R, u16)>) {
         if msgs.is_empty() {
             return;
         }
@@ -526,16 +550,6 @@ impl Daemon {
                 devs.get(&(k.gw_kind, k.gw_id))
                     .map(|&ifindex| KKey { ifindex, ip: k.ip })
             })
-            .collect()
-    }
-
-    /// Every pinned copy in the kernel (on our gateway devices).
-    fn pinned_hosts(&self) -> Vec<KKey> {
-        self.view
-            .neighs
-            .iter()
-            .filter(|(_, i)| i.synced)
-            .map(|(k, _)| *k)
             .collect()
     }
 
@@ -709,8 +723,7 @@ impl Daemon {
         // the empty table is now the truth: the pinned copies go
         s.bulks_received = s.bulks_received.max(1);
         s.table.refused = refused;
-        let pinned = self.pinned_hosts();
-        self.settle_hosts(pinned);
+        self.settle_pinned();
         self.emit(
             Notice::new(
                 Kind::Alert,
