@@ -640,14 +640,21 @@ impl Daemon {
         }
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
-        let mut neigh_changes = Vec::new();
-        let mut hosts = Vec::new();
+        let mut neigh_changes: Vec<syncing::NeighChange> = Vec::new();
         let mut moved_macs = Vec::new();
         self.view.clock_s = self.clock_s(now);
         for ev in events {
             if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
-                neigh_changes.push((ev.clone(), self.view.held(k.ifindex, k.ip)));
-                hosts.push(*k);
+                let (after, reachable) = match &ev {
+                    KernelEvent::NeighUsable(_, info) => (info.held(), info.reachable),
+                    _ => (crate::core::neigh::Held::Nothing, false),
+                };
+                neigh_changes.push(syncing::NeighChange {
+                    key: *k,
+                    before: self.view.held(k.ifindex, k.ip),
+                    after,
+                    reachable,
+                });
             }
             self.note_learned_mac(&ev, &mut moved_macs);
             // before applying: a vanished link's name is known only now
@@ -675,8 +682,8 @@ impl Daemon {
             self.sync_local_changes(&neigh_changes);
         }
         // the ARP/ND rule, for every host whose entry or place changed
-        if !hosts.is_empty() {
-            self.settle_hosts(hosts);
+        if !neigh_changes.is_empty() {
+            self.settle_hosts(neigh_changes.iter().map(|c| c.key));
         }
         if !moved_macs.is_empty() {
             self.hosts_moved(&moved_macs);

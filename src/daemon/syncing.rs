@@ -40,6 +40,15 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Refused peer entries are alerted at most this often.
 const REFUSED_ALERT_EVERY: Duration = Duration::from_secs(60);
 
+/// One kernel neighbour event on its way through the ARP/ND rule: what the
+/// kernel held before and after it (small: a batch may hold 100k of them).
+pub struct NeighChange {
+    pub key: KKey,
+    pub before: Held,
+    pub after: Held,
+    pub reachable: bool,
+}
+
 /// A MAC as one bridge knows it: (bridge ifindex, MAC).
 type BridgeMac = (u32, Mac);
 
@@ -323,7 +332,7 @@ impl Daemon {
     /// with what the kernel held before it: only what `core::neigh` calls
     /// news is sent (an entry newly ours, or with a new MAC: advertise; ours
     /// no longer: withdraw). State ageing, REACHABLE → STALE, is not news.
-    pub(super) fn sync_local_changes(&mut self, changes: &[(KernelEvent, Held)]) {
+    pub(super) fn sync_local_changes(&mut self, changes: &[NeighChange]) {
         if self.sync.as_ref().is_none_or(|s| s.outbound.is_none()) {
             return;
         }
@@ -331,17 +340,14 @@ impl Daemon {
         let mut adds = Vec::new();
         let mut dels = Vec::new();
         let now_s = self.view.clock_s;
-        for (ev, before) in changes {
-            let (k, held, reachable) = match ev {
-                KernelEvent::NeighUsable(k, info) => (k, info.held(), info.reachable),
-                KernelEvent::NeighGone(k) => (k, Held::Nothing, false),
-                _ => continue,
-            };
+        for c in changes {
+            let (k, before) = (&c.key, c.before);
+            let (held, reachable) = (c.after, c.reachable);
             let Some((kind, id)) = devs.get(&k.ifindex) else {
                 continue;
             };
             // the kernel part is settled once per batch (`settle_hosts`)
-            let news = Host::new(*before, None, true, now_s)
+            let news = Host::new(before, None, true, now_s)
                 .handle(HostEvent::Kernel { held, reachable }, now_s, 0, |_| false)
                 .sync;
             match news {
