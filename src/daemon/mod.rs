@@ -28,7 +28,7 @@ use crate::core::drift::{DriftGuard, Verdict};
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
 use crate::core::ifname::IfName;
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
-use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
+use crate::core::member::{self, MemberHoldReason, MemberMachine, MemberRecord};
 use crate::netlink::executor::Executor;
 use crate::netlink::observer::{Observed, Observer};
 use crate::netlink::{NetlinkError, decode};
@@ -256,6 +256,7 @@ impl Daemon {
     fn start_members(&mut self, first_start: bool, now: Instant) {
         let saved = self.load_member_records();
         for m in &mut self.members {
+            m.ifindex = self.view.link_by_name(&m.name).map(|l| l.index);
             if let Some((rec, until_unix_ms)) = saved.get(&m.name) {
                 m.record = *rec;
                 if let Some(ms) = until_unix_ms {
@@ -274,6 +275,22 @@ impl Daemon {
                     now,
                 );
             }
+        }
+        for m in self.members.iter().filter(|m| m.hold.is_some()) {
+            self.emit(hold_start_notice(m, now));
+        }
+    }
+
+    /// A member interface seen in a link event: held if it came back under
+    /// a new index (board reset).
+    fn member_link_seen(&mut self, l: &Link, now: Instant) {
+        let delay = self.cfg.mlag.member_up_delay;
+        let Some(k) = self.members.iter().position(|m| l.name == *m.name) else {
+            return;
+        };
+        if self.members[k].link_seen(l.index, delay, now) {
+            let n = hold_start_notice(&self.members[k], now);
+            self.emit(n);
         }
     }
 
@@ -505,6 +522,19 @@ impl Daemon {
                 );
         }
         self.emit(n);
+        if matches!(new, GwState::Holding { .. }) && !matches!(before, GwState::Holding { .. }) {
+            self.emit(
+                Notice::new(
+                    Kind::State,
+                    ids::HOLD_START,
+                    g.cfg.name,
+                    format!("gateway {} held ({})", g.cfg.name, describe(new)),
+                )
+                .with("state", "holding")
+                .with("reason", new.reason())
+                .with("hold_ms", g.machine.up_delay.as_millis() as u64),
+            );
+        }
         if new == GwState::Up && g.machine.released_at_max {
             self.emit(
                 Notice::new(
@@ -661,6 +691,7 @@ impl Daemon {
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
                 members_dirty |= self.cfg.mlag.members.iter().any(|m| l.name == *m);
+                self.member_link_seen(l, now);
                 peer_link_dirty |= peer_link.as_ref().is_some_and(|p| l.name == *p);
             }
             if let KernelEvent::LinkGone(i) = &ev {
@@ -1187,12 +1218,15 @@ impl Daemon {
         self.dump()?;
         let now = Instant::now();
         let marker = self.state_dir().join(BOOT_MARKER);
-        let first_start = !marker.exists();
+        let recorded = std::fs::read_to_string(&marker).ok();
+        let boot_id = read_boot_id();
+        let first_start = member::first_start_after_boot(recorded.as_deref(), boot_id.as_deref());
         self.adopt();
         self.start_members(first_start, now);
         self.remove_stale();
         self.reconcile_all(now);
-        std::fs::write(&marker, format!("{}\n", unix_ms())).map_err(|source| {
+        let record = boot_id.unwrap_or_else(|| unix_ms().to_string());
+        std::fs::write(&marker, format!("{}\n", record.trim())).map_err(|source| {
             DaemonError::StateDir {
                 path: marker.clone(),
                 source,
@@ -1339,6 +1373,34 @@ async fn recv_sync(
 }
 
 /// Half the systemd watchdog period, when systemd asked for pings.
+/// The kernel's boot id; `DAGW_BOOT_ID_FILE` names another file to read
+/// (tests simulate a reboot with it).
+fn read_boot_id() -> Option<String> {
+    let path = std::env::var_os("DAGW_BOOT_ID_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/proc/sys/kernel/random/boot_id"));
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+}
+
+/// `hold-start`: a member's hold began (first start after boot, board reset,
+/// peer-link recovery).
+pub(super) fn hold_start_notice(m: &MemberMachine, now: Instant) -> Notice {
+    let (until, reason) = m.hold.unwrap_or((now, MemberHoldReason::MemberUpDelay));
+    let ms = until.saturating_duration_since(now).as_millis() as u64;
+    Notice::new(
+        Kind::State,
+        ids::HOLD_START,
+        m.name.clone(),
+        format!("member {} held for {} ms ({})", m.name, ms, reason.as_str()),
+    )
+    .with("state", "holding")
+    .with("reason", reason.as_str())
+    .with("hold_ms", ms)
+}
+
 fn watchdog_period() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .filter(|d| !d.is_zero())
