@@ -61,6 +61,10 @@ pub struct GatewayStatus {
     /// The last error applying this gateway, if it is not converged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// VBDIF: `{"device", "state": "ok" | "missing" | "not-vxlan" |
+    /// "not-in-bd" | "no-flood-entry"}`; null for a VLANIF.
+    #[serde(default)]
+    pub bypass: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

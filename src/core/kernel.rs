@@ -43,6 +43,8 @@ pub struct Link {
     pub protodown_reason: u32,
     /// IFLA_LINK: the lower device (a macvlan's parent).
     pub lower: Option<u32>,
+    /// IFLA_MASTER: the bridge this device is a port of.
+    pub master: Option<u32>,
     /// The gateway named by a `dagw:<gateway>` ifalias, dagw's ownership
     /// mark. Any other alias is not dagw's business and is not kept.
     pub owner_gateway: Option<IfName>,

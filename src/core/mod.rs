@@ -1,6 +1,7 @@
 //! Pure product logic: no I/O, no tokio, time is injected. The seed's rules live here.
 
 pub mod action;
+pub mod bypass;
 pub mod drift;
 pub mod gateway;
 pub mod ifname;

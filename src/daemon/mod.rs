@@ -24,6 +24,7 @@ mod syncing;
 use crate::config::{self, Config, DelayMode, Diagnostic, Gateway};
 use crate::control::{self, Request};
 use crate::core::action::Action;
+use crate::core::bypass::{self, BypassState};
 use crate::core::drift::{DriftGuard, Verdict};
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
 use crate::core::ifname::IfName;
@@ -81,6 +82,8 @@ struct GwRuntime {
     converged: bool,
     retry_at: Option<Instant>,
     last_error: Option<String>,
+    /// VBDIF: the bypass tunnel's health as last reported.
+    bypass: Option<BypassState>,
 }
 
 pub struct Daemon {
@@ -135,6 +138,7 @@ fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
         converged: false,
         retry_at: None,
         last_error: None,
+        bypass: None,
     }
 }
 
@@ -722,6 +726,7 @@ impl Daemon {
         if !neigh_changes.is_empty() {
             self.update_progress(now);
         }
+        self.check_bypass();
         if peer_link_dirty
             || peer_link.is_some()
                 && !self
@@ -730,6 +735,51 @@ impl Daemon {
                     .contains_key(peer_link.as_deref().unwrap_or_default())
         {
             self.on_peer_link_event(now);
+        }
+    }
+
+    /// VBDIF bypass tunnels: report each change of health (an alert when it
+    /// breaks, a notice when it recovers). The gateways keep serving.
+    fn check_bypass(&mut self) {
+        for i in 0..self.gateways.len() {
+            let g = &self.gateways[i];
+            let Some(vx) = g.cfg.vxlan.as_deref() else {
+                continue;
+            };
+            let now = bypass::bypass_state(vx, &g.cfg.interface, &self.view);
+            let before = g.bypass;
+            if before == Some(now) {
+                continue;
+            }
+            self.gateways[i].bypass = Some(now);
+            let g = &self.gateways[i];
+            let Some(vx) = g.cfg.vxlan.as_deref() else {
+                continue;
+            };
+            // the first look at a healthy tunnel is no news
+            if before.is_none() && now == BypassState::Ok {
+                continue;
+            }
+            let (kind, message) = if now == BypassState::Ok {
+                (
+                    Kind::State,
+                    format!("bypass tunnel of {} on {} recovered", g.cfg.name, vx.device),
+                )
+            } else {
+                (
+                    Kind::Alert,
+                    format!(
+                        "bypass tunnel of {} on {} is {}: traffic for a failed server link cannot cross to the peer",
+                        g.cfg.name,
+                        vx.device,
+                        now.as_str()
+                    ),
+                )
+            };
+            let n = Notice::new(kind, ids::BYPASS_TUNNEL, g.cfg.name, message)
+                .with("device", vx.device.clone())
+                .with("state", now.as_str());
+            self.emit(n);
         }
     }
 
@@ -917,6 +967,7 @@ impl Daemon {
         self.index_names();
         self.remove_stale();
         self.reconcile_all(now);
+        self.check_bypass();
         self.save_member_records();
     }
 
@@ -1000,6 +1051,10 @@ impl Daemon {
                     },
                     corrections: g.drift.corrections,
                     error: g.last_error.clone(),
+                    bypass: g.cfg.vxlan.as_deref().map(|vx| {
+                        let state = bypass::bypass_state(vx, &g.cfg.interface, &self.view);
+                        serde_json::json!({"device": vx.device, "state": state.as_str()})
+                    }),
                 }
             })
             .collect();
@@ -1225,6 +1280,7 @@ impl Daemon {
         self.start_members(first_start, now);
         self.remove_stale();
         self.reconcile_all(now);
+        self.check_bypass();
         let record = boot_id.unwrap_or_else(|| unix_ms().to_string());
         std::fs::write(&marker, format!("{}\n", record.trim())).map_err(|source| {
             DaemonError::StateDir {

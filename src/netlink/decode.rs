@@ -68,6 +68,7 @@ pub fn link(m: &LinkMessage) -> Option<Link> {
                 }
             }
             LinkAttribute::Link(i) => l.lower = Some(*i),
+            LinkAttribute::Controller(i) => l.master = Some(*i),
             LinkAttribute::IfAlias(s) => l.set_alias(s),
             LinkAttribute::OperState(s) => oper = Some(*s),
             LinkAttribute::LinkInfo(infos) => {

@@ -52,6 +52,7 @@ pub mod ids {
     pub const SYNC_INCOMPLETE: &str = "sync-incomplete";
     pub const SYNC_SESSION: &str = "sync-session";
     pub const SYNC_REFUSED: &str = "sync-refused";
+    pub const BYPASS_TUNNEL: &str = "bypass-tunnel";
 }
 
 #[derive(Debug, Clone)]
