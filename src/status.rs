@@ -11,6 +11,13 @@ pub struct Status {
     pub peer: PeerStatus,
     pub gateways: Vec<GatewayStatus>,
     pub members: Vec<MemberStatus>,
+    /// `dagw drain` in force (members held for maintenance).
+    #[serde(default)]
+    pub drained: bool,
+    /// `{"state": "up"|"down"|"recovering"|"disabled", "up", "min_up",
+    /// "recover_remaining_ms", "interfaces": [{"name", "state"}]}`.
+    #[serde(default)]
+    pub uplinks: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -434,6 +434,32 @@ fn dynamic_mode_member_rule_covers_the_static_fallback() {
     assert!(msg.contains("fallback"), "says why: {msg}");
 }
 
+/// `[uplinks]` (issue 12 item 6): 1..64 interfaces, min_up within them,
+/// recover_delay 0s..3600s; each error names its key.
+#[test]
+fn uplinks_are_validated() {
+    let lab = Lab::new();
+    let base = lab.example();
+    let with = |section: &str| base.replacen("[mlag]", &format!("{section}\n[mlag]"), 1);
+    let ok = lab.check(&with(
+        "[uplinks]\ninterfaces = [\"uplink1\", \"uplink2\"]\nmin_up = 2\nrecover_delay = \"60s\"\n",
+    ));
+    assert_eq!(ok.code, 0, "stderr:\n{}", ok.stderr);
+    for (section, key) in [
+        ("[uplinks]\nmin_up = 1\n", "uplinks.interfaces"),
+        ("[uplinks]\ninterfaces = []\n", "uplinks.interfaces"),
+        ("[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 2\n", "uplinks.min_up"),
+        ("[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 0\n", "uplinks.min_up"),
+        ("[uplinks]\ninterfaces = [\"u1\"]\nrecover_delay = \"3601s\"\n", "uplinks.recover_delay"),
+        ("[uplinks]\ninterfaces = [\"u1\", \"u1\"]\n", "uplinks.interfaces[1]"),
+        ("[uplinks]\ninterfaces = [\"u1\"]\nspeed = 3\n", "uplinks.speed"),
+    ] {
+        let o = lab.check(&with(section));
+        assert_eq!(o.code, 1, "{section}: stderr:\n{}", o.stderr);
+        o.line_for("error", key);
+    }
+}
+
 #[test]
 fn warnings_exit_0() {
     let lab = Lab::new();

@@ -16,7 +16,19 @@ pub struct Config {
     pub mlag: Mlag,
     pub up_delay: UpDelayPolicy,
     pub metrics: Option<Metrics>,
+    /// `[uplinks]`: uplink tracking (Huawei monitor-link); None without it.
+    pub uplinks: Option<Uplinks>,
     pub gateways: Vec<Gateway>,
+}
+
+/// Uplink tracking: when fewer than `min_up` of `interfaces` are oper-up,
+/// every member is held; they are released once enough have been up for
+/// `recover_delay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplinks {
+    pub interfaces: Vec<String>,
+    pub min_up: u32,
+    pub recover_delay: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,9 @@ use toml_edit::{Document, Item, TableLike, Value};
 
 use super::diag::{Diagnostic, LineIndex, Severity};
 use super::huawei::{self, ValueError, format_duration};
-use super::model::{DelayMode, GatewayKind, Ipv4Prefix, Ipv6Prefix, Metrics, Platform, Vxlan};
+use super::model::{
+    DelayMode, GatewayKind, Ipv4Prefix, Ipv6Prefix, Metrics, Platform, Uplinks, Vxlan,
+};
 use crate::core::mac::Mac;
 use crate::core::rules;
 
@@ -60,7 +62,14 @@ pub const DEFAULT_DYNAMIC_MIN: Duration = Duration::from_secs(1);
 pub const DEFAULT_DYNAMIC_MAX: Duration = Duration::from_secs(120);
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9742";
 
-const ROOT_KEYS: &[&str] = &["node", "peer", "mlag", "up_delay", "gateway", "metrics"];
+const ROOT_KEYS: &[&str] = &[
+    "node", "peer", "mlag", "up_delay", "gateway", "metrics", "uplinks",
+];
+const UPLINKS_KEYS: &[&str] = &["interfaces", "min_up", "recover_delay"];
+/// `[uplinks]`: at most this many interfaces.
+pub const MAX_UPLINKS: usize = 64;
+pub const DEFAULT_UPLINK_RECOVER_DELAY: Duration = Duration::from_secs(60);
+pub const MAX_UPLINK_RECOVER_DELAY: Duration = Duration::from_secs(3600);
 const NODE_KEYS: &[&str] = &["name", "platform", "socket", "state_dir"];
 const PEER_KEYS: &[&str] = &[
     "local",
@@ -131,6 +140,7 @@ pub(crate) struct Draft {
     pub mlag: MlagDraft,
     pub up_delay: UpDelayDraft,
     pub metrics: Option<Metrics>,
+    pub uplinks: Option<Uplinks>,
     pub gateways: Vec<GatewayDraft>,
     /// Where to report "no gateways at all".
     pub gateways_at: usize,
@@ -638,6 +648,7 @@ pub(crate) fn parse(text: &str, hostname: &str, sink: &mut Sink<'_>) -> Option<D
     let mlag = parse_mlag(sink, root.get("mlag"));
     let up_delay = parse_up_delay(sink, root.get("up_delay"));
     let metrics = root.get("metrics").and_then(|f| parse_metrics(sink, f));
+    let uplinks = root.get("uplinks").and_then(|f| parse_uplinks(sink, f));
     let (gateways, gateways_at) = match root.get("gateway") {
         Some(f) => (parse_gateways(sink, f, node.platform), f.at),
         None => (Vec::new(), 0),
@@ -648,6 +659,7 @@ pub(crate) fn parse(text: &str, hostname: &str, sink: &mut Sink<'_>) -> Option<D
         mlag,
         up_delay,
         metrics,
+        uplinks,
         gateways,
         gateways_at,
     })
@@ -977,6 +989,75 @@ fn parse_metrics(sink: &mut Sink<'_>, mf: &Field<'_>) -> Option<Metrics> {
         }
     }
     Some(Metrics { listen })
+}
+
+/// `[uplinks]` (Huawei monitor-link): the interfaces whose loss takes the
+/// members down.
+fn parse_uplinks(sink: &mut Sink<'_>, uf: &Field<'_>) -> Option<Uplinks> {
+    let t = sub_table(sink, uf)?;
+    let s = open(sink, t, "uplinks".into(), table_header(uf), UPLINKS_KEYS);
+    let mut interfaces: Vec<String> = Vec::new();
+    let mut ok = true;
+    match s.get("interfaces") {
+        None => {
+            sink.err(
+                s.header,
+                &s.key("interfaces"),
+                "missing required key interfaces (the uplinks to track) in [uplinks]",
+                Some("1 to 64 interface names, e.g. interfaces = [\"uplink1\", \"uplink2\"]"),
+            );
+            ok = false;
+        }
+        Some(f) => match get_array(sink, f, "an array of interface names") {
+            Some(items) if items.is_empty() || items.len() > MAX_UPLINKS => {
+                sink.err(
+                    f.at,
+                    &f.key,
+                    format!("{} uplinks", items.len()),
+                    Some(&format!("1 to {MAX_UPLINKS} interface names")),
+                );
+                ok = false;
+            }
+            Some(items) => {
+                for item in &items {
+                    match get_netdev(sink, item) {
+                        Some(n) if interfaces.contains(&n) => {
+                            sink.err(
+                                item.at,
+                                &item.key,
+                                format!("uplink {n} is listed twice"),
+                                None,
+                            );
+                            ok = false;
+                        }
+                        Some(n) => interfaces.push(n),
+                        None => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        },
+    }
+    let mut min_up = 1u32;
+    if let Some(f) = s.get("min_up") {
+        let hi = interfaces.len().max(1) as i64;
+        match get_ranged(sink, f, 1, hi, "min_up (at most the number of uplinks)") {
+            Some(n) => min_up = n as u32,
+            None => ok = false,
+        }
+    }
+    let mut recover_delay = DEFAULT_UPLINK_RECOVER_DELAY;
+    if let Some(f) = s.get("recover_delay") {
+        match get_duration_in(sink, f, Duration::ZERO, MAX_UPLINK_RECOVER_DELAY, "") {
+            Some(d) => recover_delay = d,
+            None => ok = false,
+        }
+    }
+    ok.then_some(Uplinks {
+        interfaces,
+        min_up,
+        recover_delay,
+    })
 }
 
 fn parse_gateways(sink: &mut Sink<'_>, gf: &Field<'_>, platform: Platform) -> Vec<GatewayDraft> {

@@ -471,6 +471,7 @@ fn build(
             max: max?,
         },
         metrics: d.metrics,
+        uplinks: d.uplinks,
         gateways,
     })
 }

@@ -64,6 +64,9 @@ pub struct MemberMachine {
     /// Split-brain (peer-link down, peer alive): the backup keeps its members
     /// down for as long as it lasts, so servers use the master only.
     pub split_brain: bool,
+    /// Uplink tracking: this switch lost its uplinks (`core::uplinks`); the
+    /// members stay down while it lasts.
+    pub uplinks_down: bool,
     /// When the current hold began (dynamic mode releases early from it).
     pub hold_since: Option<Instant>,
     /// Dynamic mode: past `member_min_delay`, still waiting for gateways.
@@ -97,6 +100,7 @@ impl MemberMachine {
             name: name.to_string(),
             hold: None,
             split_brain: false,
+            uplinks_down: false,
             hold_since: None,
             waiting_gateways: false,
             record: MemberRecord {
@@ -181,12 +185,14 @@ impl MemberMachine {
     }
 
     pub fn held(&self) -> bool {
-        self.hold.is_some() || self.split_brain
+        self.hold.is_some() || self.split_brain || self.uplinks_down
     }
 
     pub fn reason(&self) -> Option<&'static str> {
         if self.split_brain {
             Some("split-brain")
+        } else if self.uplinks_down {
+            Some("uplinks-down")
         } else if self.hold.is_some() && self.waiting_gateways {
             Some("waiting-gateways")
         } else {

@@ -12,3 +12,4 @@ pub mod neigh;
 pub mod peer;
 pub mod rules;
 pub mod sorted;
+pub mod uplinks;

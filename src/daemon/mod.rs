@@ -30,6 +30,7 @@ use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, Sync
 use crate::core::ifname::IfName;
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
 use crate::core::member::{self, MemberHoldReason, MemberMachine, MemberRecord};
+use crate::core::uplinks::{UplinkState, UplinkTracker};
 use crate::netlink::executor::Executor;
 use crate::netlink::observer::{Observed, Observer};
 use crate::netlink::{NetlinkError, decode};
@@ -117,6 +118,8 @@ pub struct Daemon {
     /// our M-LAG members (the ARP/ND rule's "the host is local").
     member_macs: HashMap<(u32, crate::core::mac::Mac), u32>,
     started: Instant,
+    /// `[uplinks]`: uplink tracking, None without the section.
+    uplinks: Option<UplinkTracker>,
 }
 
 /// The configured way holds end.
@@ -177,6 +180,7 @@ impl Daemon {
             members_deferred: false,
             member_macs: HashMap::new(),
             started: Instant::now(),
+            uplinks: None,
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -675,6 +679,7 @@ impl Daemon {
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
         let mut neigh_changes: Vec<syncing::NeighChange> = Vec::new();
+        let mut uplinks_dirty = false;
         let mut moved_macs = Vec::new();
         self.view.clock_s = self.clock_s(now);
         for ev in events {
@@ -693,6 +698,19 @@ impl Daemon {
             self.note_learned_mac(&ev, &mut moved_macs);
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
+            let is_uplink = |name: &str| {
+                self.cfg
+                    .uplinks
+                    .as_ref()
+                    .is_some_and(|u| u.interfaces.iter().any(|i| i == name))
+            };
+            match &ev {
+                KernelEvent::Link(l) => uplinks_dirty |= is_uplink(&l.name),
+                KernelEvent::LinkGone(i) => {
+                    uplinks_dirty |= self.view.link(*i).is_some_and(|l| is_uplink(&l.name))
+                }
+                _ => {}
+            }
             if let KernelEvent::Link(l) = &ev {
                 members_dirty |= self.cfg.mlag.members.iter().any(|m| l.name == *m);
                 self.member_link_seen(l, now);
@@ -709,6 +727,9 @@ impl Daemon {
         }
         for i in dirty {
             self.reconcile_gateway(i, now);
+        }
+        if uplinks_dirty {
+            self.on_uplinks(now, true);
         }
         if members_dirty {
             self.reconcile_members(now);
@@ -735,6 +756,93 @@ impl Daemon {
                     .contains_key(peer_link.as_deref().unwrap_or_default())
         {
             self.on_peer_link_event(now);
+        }
+    }
+
+    /// Oper-up uplinks of `[uplinks]` in the kernel now.
+    fn uplinks_up(&self) -> u32 {
+        self.cfg.uplinks.as_ref().map_or(0, |u| {
+            u.interfaces
+                .iter()
+                .filter(|n| self.view.link_by_name(n).is_some_and(|l| l.oper_up))
+                .count() as u32
+        })
+    }
+
+    /// (Re)build the tracker for the configured `[uplinks]`, keeping the
+    /// state a reload finds (a recovery in progress is not cut short).
+    fn setup_uplinks(&mut self, now: Instant) {
+        let up = self.uplinks_up();
+        self.uplinks = match (&self.cfg.uplinks, self.uplinks.take()) {
+            (None, _) => None,
+            (Some(c), Some(mut t)) => {
+                t.min_up = c.min_up;
+                t.recover_delay = c.recover_delay;
+                t.update(up, now);
+                Some(t)
+            }
+            (Some(c), None) => Some(UplinkTracker::new(c.min_up, c.recover_delay, up)),
+        };
+        self.apply_uplinks(now, None);
+    }
+
+    /// Uplink events or time: recount, and hold or release the members.
+    fn on_uplinks(&mut self, now: Instant, recount: bool) {
+        let up = self.uplinks_up();
+        let Some(t) = self.uplinks.as_mut() else {
+            return;
+        };
+        let changed = if recount { t.update(up, now) } else { None }.or_else(|| t.tick(now));
+        if changed.is_some() {
+            self.apply_uplinks(now, changed);
+        }
+    }
+
+    fn apply_uplinks(&mut self, now: Instant, changed: Option<UplinkState>) {
+        let hold = self
+            .uplinks
+            .as_ref()
+            .is_some_and(UplinkTracker::holds_members);
+        let mut flipped = false;
+        for m in &mut self.members {
+            flipped |= m.uplinks_down != hold;
+            m.uplinks_down = hold;
+        }
+        if let (Some(state), Some(t)) = (changed, &self.uplinks) {
+            let (kind, msg) = match state {
+                UplinkState::Down => (
+                    Kind::Alert,
+                    format!(
+                        "uplinks down: {} of {} needed are up; members held so servers use the peer",
+                        t.up, t.min_up
+                    ),
+                ),
+                UplinkState::Recovering { .. } => (
+                    Kind::State,
+                    format!(
+                        "uplinks recovering: {} up; members released after {} s",
+                        t.up,
+                        t.recover_delay.as_secs()
+                    ),
+                ),
+                UplinkState::Up => (
+                    Kind::State,
+                    format!("uplinks up: {} up; members released", t.up),
+                ),
+            };
+            let n = Notice::new(kind, ids::UPLINKS, "uplinks", msg)
+                .with("state", state.as_str())
+                .with("up", t.up)
+                .with("min_up", t.min_up);
+            self.emit(n);
+        }
+        if flipped {
+            if hold {
+                for m in self.members.iter().filter(|m| m.held()) {
+                    self.emit(hold_start_notice(m, now));
+                }
+            }
+            self.reconcile_members(now);
         }
     }
 
@@ -821,7 +929,11 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let peer = self.peer_deadline().into_iter().chain(self.sync_deadline());
+        let peer = self
+            .peer_deadline()
+            .into_iter()
+            .chain(self.sync_deadline())
+            .chain(self.uplinks.as_ref().and_then(UplinkTracker::deadline));
         if self.behind_since.is_some() {
             // gateways and members wait for the rest of the queue; the
             // peer's timers do not
@@ -844,6 +956,7 @@ impl Daemon {
 
     fn on_timer(&mut self, now: Instant) {
         self.on_peer_tick(now);
+        self.on_uplinks(now, false);
         self.sync_grace_expired(now);
         for i in 0..self.gateways.len() {
             let due = self.gateways[i]
@@ -963,6 +1076,7 @@ impl Daemon {
         self.members = kept;
         self.update_peer(&new, now);
         self.cfg = new;
+        self.setup_uplinks(now);
         self.readmit_peer_entries();
         self.index_names();
         self.remove_stale();
@@ -1058,6 +1172,26 @@ impl Daemon {
                 }
             })
             .collect();
+        let uplinks = match (&self.cfg.uplinks, &self.uplinks) {
+            (Some(c), Some(t)) => serde_json::json!({
+                "state": t.state.as_str(),
+                "up": t.up,
+                "min_up": t.min_up,
+                "recover_remaining_ms": t.recover_remaining(now).map(|d| d.as_millis() as u64),
+                "interfaces": c.interfaces.iter().map(|n| {
+                    let state = match self.view.link_by_name(n) {
+                        Some(l) if l.oper_up => "up",
+                        Some(_) => "down",
+                        None => "missing",
+                    };
+                    serde_json::json!({"name": n, "state": state})
+                }).collect::<Vec<_>>(),
+            }),
+            _ => serde_json::json!({
+                "state": "disabled", "up": null, "min_up": null,
+                "recover_remaining_ms": null, "interfaces": [],
+            }),
+        };
         let members = self
             .members
             .iter()
@@ -1122,6 +1256,8 @@ impl Daemon {
             },
             gateways,
             members,
+            drained: false,
+            uplinks,
         }
     }
 
@@ -1278,6 +1414,7 @@ impl Daemon {
         let first_start = member::first_start_after_boot(recorded.as_deref(), boot_id.as_deref());
         self.adopt();
         self.start_members(first_start, now);
+        self.setup_uplinks(now);
         self.remove_stale();
         self.reconcile_all(now);
         self.check_bypass();

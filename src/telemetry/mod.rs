@@ -53,6 +53,7 @@ pub mod ids {
     pub const SYNC_SESSION: &str = "sync-session";
     pub const SYNC_REFUSED: &str = "sync-refused";
     pub const BYPASS_TUNNEL: &str = "bypass-tunnel";
+    pub const UPLINKS: &str = "uplinks";
 }
 
 #[derive(Debug, Clone)]
