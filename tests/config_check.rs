@@ -448,11 +448,26 @@ fn uplinks_are_validated() {
     for (section, key) in [
         ("[uplinks]\nmin_up = 1\n", "uplinks.interfaces"),
         ("[uplinks]\ninterfaces = []\n", "uplinks.interfaces"),
-        ("[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 2\n", "uplinks.min_up"),
-        ("[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 0\n", "uplinks.min_up"),
-        ("[uplinks]\ninterfaces = [\"u1\"]\nrecover_delay = \"3601s\"\n", "uplinks.recover_delay"),
-        ("[uplinks]\ninterfaces = [\"u1\", \"u1\"]\n", "uplinks.interfaces[1]"),
-        ("[uplinks]\ninterfaces = [\"u1\"]\nspeed = 3\n", "uplinks.speed"),
+        (
+            "[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 2\n",
+            "uplinks.min_up",
+        ),
+        (
+            "[uplinks]\ninterfaces = [\"u1\"]\nmin_up = 0\n",
+            "uplinks.min_up",
+        ),
+        (
+            "[uplinks]\ninterfaces = [\"u1\"]\nrecover_delay = \"3601s\"\n",
+            "uplinks.recover_delay",
+        ),
+        (
+            "[uplinks]\ninterfaces = [\"u1\", \"u1\"]\n",
+            "uplinks.interfaces[1]",
+        ),
+        (
+            "[uplinks]\ninterfaces = [\"u1\"]\nspeed = 3\n",
+            "uplinks.speed",
+        ),
     ] {
         let o = lab.check(&with(section));
         assert_eq!(o.code, 1, "{section}: stderr:\n{}", o.stderr);

@@ -22,7 +22,16 @@
 //! {"t": 0, "peer_table": "incomplete" | "complete"}        before / after the peer's first bulk
 //! ```
 //!
-//! Effects: `{"t", "ip", "sync": "advertise MAC" | "withdraw"}` and
+//! Scenarios named `check-*` are configuration rules: `config.toml` in, the
+//! diagnostics `dagw check` gives out (`effects.jsonl`: one a line, with
+//! severity, key, line, column and message; `status.json`: valid or not).
+//!
+//! Scenarios named `uplinks-*` are uplink tracking (`core::uplinks`), the
+//! `[uplinks]` of `config.toml` with events `{"t", "up": N}` (oper-up
+//! uplinks counted from link events) and `{"t", "tick": true}` (time), and
+//! effects `{"t", "uplinks": STATE, "members_held": bool}`.
+//!
+//! Effects (neigh): `{"t", "ip", "sync": "advertise MAC" | "withdraw"}` and
 //! `{"t", "ip", "kernel": "pin MAC" | "own MAC" | "unpin" | "probe"}`.
 //! The kernel's echo of an effect is an event of its own in `events.jsonl`.
 
@@ -235,6 +244,71 @@ fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
     (effects, Value::Object(status))
 }
 
+fn load(dir: &Path) -> Result<(config::Config, Vec<config::Diagnostic>), Vec<config::Diagnostic>> {
+    let text = fs::read_to_string(dir.join("config.toml")).expect("config.toml");
+    let ctx = LoadContext {
+        hostname: "conformance".into(),
+    };
+    config::parse_str(&text, &ctx)
+}
+
+/// Replay one `check-*` scenario: the diagnostics of its config.
+fn replay_check(dir: &Path) -> (Vec<Value>, Value) {
+    let (valid, diags) = match load(dir) {
+        Ok((_, d)) => (true, d),
+        Err(d) => (false, d),
+    };
+    let effects = diags
+        .iter()
+        .map(|d| {
+            json!({
+                "severity": if d.is_error() { "error" } else { "warning" },
+                "key": d.key, "line": d.line, "col": d.col,
+                "message": d.message, "allowed": d.allowed,
+            })
+        })
+        .collect();
+    (effects, json!({"valid": valid}))
+}
+
+/// Replay one `uplinks-*` scenario through `core::uplinks`.
+fn replay_uplinks(dir: &Path) -> (Vec<Value>, Value) {
+    use dagw::core::uplinks::UplinkTracker;
+    use std::time::{Duration, Instant};
+    let (cfg, _) =
+        load(dir).unwrap_or_else(|d| panic!("{}: config.toml invalid: {d:?}", dir.display()));
+    let u = cfg.uplinks.expect("an [uplinks] section");
+    let t0 = Instant::now();
+    let mut tracker: Option<UplinkTracker> = None;
+    let mut effects = Vec::new();
+    let events = fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    for line in events.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: Value = serde_json::from_str(line).expect("event");
+        let t = ev["t"].as_u64().expect("t");
+        let now = t0 + Duration::from_secs(t);
+        let changed = match (&mut tracker, ev["up"].as_u64()) {
+            (None, Some(up)) => {
+                let tr = UplinkTracker::new(u.min_up, u.recover_delay, up as u32);
+                let s = tr.state;
+                tracker = Some(tr);
+                Some(s)
+            }
+            (Some(tr), Some(up)) => tr.update(up as u32, now),
+            (Some(tr), None) if ev.get("tick").is_some() => tr.tick(now),
+            _ => panic!("{}: bad event {ev}", dir.display()),
+        };
+        if let (Some(s), Some(tr)) = (changed, &tracker) {
+            effects
+                .push(json!({"t": t, "uplinks": s.as_str(), "members_held": tr.holds_members()}));
+        }
+    }
+    let status = tracker.map_or(
+        Value::Null,
+        |t| json!({"state": t.state.as_str(), "up": t.up, "min_up": t.min_up}),
+    );
+    (effects, status)
+}
+
 fn check(dir: &Path, effects: Vec<Value>, status: Value) -> Result<(), String> {
     let got_effects: String = effects.iter().map(|v| format!("{v}\n")).collect();
     let got_status = serde_json::to_string_pretty(&status).expect("json") + "\n";
@@ -269,6 +343,30 @@ fn check(dir: &Path, effects: Vec<Value>, status: Value) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn run_all(prefix: &str, min: usize, replay: fn(&Path) -> (Vec<Value>, Value)) {
+    let dirs = scenarios(prefix);
+    assert!(dirs.len() >= min, "{prefix}* scenarios missing: {dirs:?}");
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| {
+            let (e, s) = replay(d);
+            check(d, e, s).err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    eprintln!("{} {prefix}* scenarios conform", dirs.len());
+}
+
+#[test]
+fn check_scenarios() {
+    run_all("check-", 1, replay_check);
+}
+
+#[test]
+fn uplinks_scenarios() {
+    run_all("uplinks-", 1, replay_uplinks);
 }
 
 #[test]
