@@ -172,7 +172,6 @@ impl Daemon {
             d.peer = Some(peering::PeerRuntime::new(
                 p,
                 &d.cfg.node.name,
-                unix_ms(),
                 Instant::now(),
             )?);
         }
