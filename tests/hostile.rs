@@ -1,0 +1,321 @@
+//! A hostile path and a hostile peer (issue 11): two real daemons in two
+//! namespaces (tests/common/pair.rs), attacked with heartbeats that are
+//! reflected, replayed across restarts, forged, bit-flipped, truncated,
+//! oversized, of the wrong version or from the wrong source, and with sync
+//! connections that break the handshake or the framing.
+//!
+//! Each attack must be refused, counted under its reason (status JSON
+//! `peer.heartbeats.dropped` and the metrics endpoint), and change no state:
+//! the peer never comes `up` on it, no `peer-up` alert, no role change.
+//!
+//! On main before issue 11 the two measured attacks (reflection, replay to a
+//! restarted node) made the peer `up`; the other cases were refused there too
+//! but without the `reflected` and `stale` reasons these tests look for.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+use common::pair::*;
+use common::*;
+use dagw::peer::auth::{Key, Keyring};
+use dagw::peer::codec::{Heartbeat, MAC_LEN, MAX_PACKET};
+use dagw::peer::link::PeerLink;
+use serde_json::Value;
+
+const KEY: &str = "dagw-peer-test-key-0123456789";
+const METRICS_PORT: u16 = 9743;
+
+fn gw10() -> Vec<Gw> {
+    vec![Gw::vlanif10()]
+}
+
+/// The pair's config, with the metrics endpoint on each side's underlay address.
+fn write_configs(pair: &Pair) {
+    for side in [&pair.a, &pair.b] {
+        let c = side.config(&PeerOpts::default(), &gw10())
+            + &format!("[metrics]\nlisten = \"{}:{METRICS_PORT}\"\n", side.local);
+        std::fs::write(side.work.config(), c).expect("write config");
+    }
+}
+
+/// `peer.heartbeats.dropped.<reason>` of a status document.
+fn dropped(d: &Daemon, reason: &str) -> u64 {
+    let s = d.status();
+    let hb = &s["peer"]["heartbeats"];
+    for r in [
+        "wrong-source",
+        "truncated",
+        "oversized",
+        "malformed",
+        "unsupported-version",
+        "auth-failed",
+        "reflected",
+        "replayed",
+        "stale",
+    ] {
+        assert!(hb["dropped"][r].is_u64(), "reason {r} always present: {hb}");
+    }
+    hb["dropped"][reason].as_u64().unwrap_or(0)
+}
+
+fn rx(d: &Daemon) -> u64 {
+    d.status()["peer"]["heartbeats"]["rx"].as_u64().expect("rx")
+}
+
+/// Wait until at least `n` heartbeats were dropped as `reason`.
+fn wait_dropped(d: &Daemon, reason: &str, n: u64) {
+    wait_for(&format!("{n} dropped as {reason}"), || {
+        let got = dropped(d, reason);
+        if got >= n {
+            Ok(())
+        } else {
+            Err(d.status()["peer"]["heartbeats"].to_string())
+        }
+    });
+}
+
+/// The metrics exposition of the daemon of `side` (scraped inside its namespace).
+fn scrape(side: &Side) -> String {
+    let script = format!(
+        "import socket\ns = socket.create_connection(('{}', {METRICS_PORT}), timeout=5)\n\
+         s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')\nd = b''\n\
+         while True:\n    c = s.recv(65536)\n    if not c: break\n    d += c\nprint(d.decode())",
+        side.local
+    );
+    let o = side.ns.exec(&["python3", "-c", &script]);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn metric_dropped(side: &Side, reason: &str) -> u64 {
+    let body = scrape(side);
+    let prefix = format!("dagw_heartbeat_dropped_total{{reason=\"{reason}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {body}")) as u64
+}
+
+fn a_sock() -> SocketAddrV4 {
+    SocketAddrV4::new(A_ADDR, PORT)
+}
+
+/// Send captured (or crafted) datagrams to A from B's address.
+fn send_to_a(pair: &Pair, pkts: &[Vec<u8>]) {
+    for p in pkts {
+        send_udp(&pair.b.ns, B_ADDR, a_sock(), p.clone());
+    }
+}
+
+/// A well-formed heartbeat "from B" under `secret`, made by the library
+/// without hearing A (so it echoes nothing of A's).
+fn crafted_from_b(secret: &str) -> Vec<u8> {
+    let keys = Keyring {
+        current: Key::new(secret.as_bytes().to_vec()),
+        previous: None,
+    };
+    let mut b = PeerLink::new(
+        keys,
+        B_ADDR.into(),
+        SocketAddr::V4(a_sock()),
+        "leafb",
+        0x5eed,
+    );
+    let mut hb = Heartbeat {
+        priority: 100,
+        pages: 1,
+        ..Default::default()
+    };
+    let mut buf = [0u8; MAX_PACKET];
+    let n = b.seal(&mut hb, Instant::now(), &mut buf).expect("fits");
+    buf[..n].to_vec()
+}
+
+/// Re-sign a modified signed part with the pair's key (a peer that has the key).
+fn resign(mut pkt: Vec<u8>) -> Vec<u8> {
+    let n = pkt.len() - MAC_LEN;
+    let tag = Key::new(KEY.as_bytes().to_vec()).sign(&pkt[..n]);
+    pkt[n..].copy_from_slice(&tag);
+    pkt
+}
+
+fn assert_never_up(d: &Daemon, tap: &LineTap, what: &str) {
+    let p = peer_of(d);
+    assert_ne!(p["state"], "up", "{what}: the peer came up: {p}");
+    assert!(
+        alerts(tap, "peer-up").is_empty(),
+        "{what}: a peer-up alert: {:?}",
+        alerts(tap, "peer-up")
+    );
+    assert_eq!(rx(d), 0, "{what}: nothing is admitted");
+    assert_eq!(d.status()["role"], "master", "{what}: alone, master");
+}
+
+/// The measured attack: B not running; A's own heartbeats, captured and sent
+/// back to A from B's address, must not make A's peer `up` (on main they did).
+#[test]
+fn reflected_heartbeats_never_make_the_peer_up() {
+    if !require_root("reflected_heartbeats_never_make_the_peer_up") {
+        return;
+    }
+    let pair = Pair::new("hrefl");
+    write_configs(&pair);
+    let da = pair.a.start();
+    let mon = synced_monitor(&da);
+    // A's heartbeats to B, as they arrive in B's namespace (B not running)
+    let own = capture_udp(&pair.b.ns, A_ADDR, PORT, 8);
+    send_to_a(&pair, &own);
+    wait_dropped(&da, "reflected", 8);
+    wait_peer(&da, "down");
+    // and once more now that the peer is down
+    let own = capture_udp(&pair.b.ns, A_ADDR, PORT, 4);
+    send_to_a(&pair, &own);
+    wait_dropped(&da, "reflected", 12);
+    assert_never_up(&da, &mon, "reflection");
+    assert_eq!(metric_dropped(&pair.a, "reflected"), 12);
+}
+
+/// The measured attack: B's genuine heartbeats, captured while B ran, are
+/// replayed after B is gone: to A once its peer is down, and to a freshly
+/// restarted A. The peer must stay down (on main the restarted A saw it up).
+#[test]
+fn replayed_heartbeats_after_a_restart_never_make_the_peer_up() {
+    if !require_root("replayed_heartbeats_after_a_restart_never_make_the_peer_up") {
+        return;
+    }
+    let pair = Pair::new("hrepl");
+    write_configs(&pair);
+    let da = pair.a.start();
+    let db = pair.b.start();
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    let captured = capture_udp(&pair.a.ns, B_ADDR, PORT, 12);
+    db.stop();
+    wait_peer(&da, "down");
+
+    // 1. A still running, its peer down: A renewed its epoch
+    let mon = synced_monitor(&da);
+    let before = rx(&da);
+    send_to_a(&pair, &captured[..6]);
+    wait_for("six replays refused", || {
+        let n = dropped(&da, "stale") + dropped(&da, "replayed");
+        if n >= 6 { Ok(()) } else { Err(n.to_string()) }
+    });
+    assert_eq!(rx(&da), before, "no replay admitted");
+    assert_eq!(peer_of(&da)["state"], "down");
+    assert!(alerts(&mon, "peer-up").is_empty(), "no peer-up alert");
+    drop(mon);
+
+    // 2. A restarted, B gone
+    da.stop();
+    let da = pair.a.start();
+    let mon = synced_monitor(&da);
+    send_to_a(&pair, &captured[6..]);
+    wait_for("six replays refused after the restart", || {
+        let n = dropped(&da, "stale") + dropped(&da, "replayed");
+        if n >= 6 { Ok(()) } else { Err(n.to_string()) }
+    });
+    assert!(dropped(&da, "stale") >= 1, "counted as stale");
+    wait_peer(&da, "down");
+    assert_never_up(&da, &mon, "replay to a restarted node");
+    assert!(metric_dropped(&pair.a, "stale") >= 1);
+}
+
+/// B restarts; B's heartbeats from its earlier life, replayed to A, are
+/// refused as `replayed` and change nothing on A (the peer stays up, on B's
+/// new life, with the same role).
+#[test]
+fn heartbeats_of_an_earlier_life_of_the_peer_are_refused() {
+    if !require_root("heartbeats_of_an_earlier_life_of_the_peer_are_refused") {
+        return;
+    }
+    let pair = Pair::new("hlife");
+    write_configs(&pair);
+    let da = pair.a.start();
+    let db = pair.b.start();
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    let old = capture_udp(&pair.a.ns, B_ADDR, PORT, 6);
+    db.stop();
+    let db = pair.b.start();
+    wait_peer(&db, "up");
+    wait_peer(&da, "up");
+    let mon = synced_monitor(&da);
+    let replayed = dropped(&da, "replayed");
+    send_to_a(&pair, &old);
+    wait_dropped(&da, "replayed", replayed + 6);
+    let s = da.status();
+    assert_eq!(s["peer"]["state"], "up", "{s}");
+    assert_eq!(s["role"], "master", "{s}");
+    assert!(alerts(&mon, "peer-down").is_empty(), "no flap");
+    assert!(alerts(&mon, "role").is_empty(), "no role change");
+    drop(db);
+}
+
+/// Forged, bit-flipped, truncated, oversized, malformed, wrong-version,
+/// wrong-source and not-fresh heartbeats, to A alone: each counted under its
+/// reason, none admitted, the peer never up.
+#[test]
+fn broken_heartbeats_are_counted_by_reason_and_ignored() {
+    if !require_root("broken_heartbeats_are_counted_by_reason_and_ignored") {
+        return;
+    }
+    let pair = Pair::new("hbad");
+    write_configs(&pair);
+    // a second address on B's side, routed on A's: the wrong source
+    let stranger = Ipv4Addr::new(198, 51, 100, 9);
+    pair.b.ns.ip(&format!("addr add {stranger}/32 dev ul"));
+    pair.a.ns.ip(&format!("route add {stranger}/32 dev ul"));
+    let da = pair.a.start();
+    let mon = synced_monitor(&da);
+
+    let good = crafted_from_b(KEY);
+    let mut flipped = good.clone();
+    flipped[60] ^= 0x10;
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    let mut v1 = good.clone();
+    v1[4] = 1;
+    let v1 = resign(v1);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "auth-failed",
+            crafted_from_b("a-forger-s-own-key-0123456789"),
+        ),
+        ("auth-failed", flipped),
+        ("truncated", good[..60].to_vec()),
+        ("oversized", vec![0x44; 1500]),
+        ("malformed", bad_magic),
+        ("unsupported-version", v1),
+        // signed with the key, but made without hearing A: no proof of freshness
+        ("stale", good.clone()),
+        ("replayed", good.clone()),
+    ];
+    for (reason, pkt) in &cases {
+        let before = dropped(&da, reason);
+        send_to_a(&pair, std::slice::from_ref(pkt));
+        wait_dropped(&da, reason, before + 1);
+    }
+    let before = dropped(&da, "wrong-source");
+    send_udp(&pair.b.ns, stranger, a_sock(), resign(good.clone()));
+    wait_dropped(&da, "wrong-source", before + 1);
+
+    assert_never_up(&da, &mon, "broken heartbeats");
+    for reason in [
+        "auth-failed",
+        "truncated",
+        "oversized",
+        "malformed",
+        "unsupported-version",
+        "stale",
+        "replayed",
+        "wrong-source",
+    ] {
+        let want = dropped(&da, reason);
+        assert!(want >= 1, "{reason}");
+        assert_eq!(metric_dropped(&pair.a, reason), want, "metrics {reason}");
+    }
+    let status: Value = da.status();
+    assert_eq!(status["peer"]["heartbeats"]["dropped"]["reflected"], 0);
+}
