@@ -319,3 +319,99 @@ fn broken_heartbeats_are_counted_by_reason_and_ignored() {
     let status: Value = da.status();
     assert_eq!(status["peer"]["heartbeats"]["dropped"]["reflected"], 0);
 }
+
+/// No local process can take the peer's heartbeats: the heartbeat socket is
+/// bound without SO_REUSEADDR, so a second socket cannot bind its address and
+/// port, even with SO_REUSEADDR or SO_REUSEPORT set (on main it could).
+#[test]
+fn the_heartbeat_port_cannot_be_bound_twice() {
+    if !require_root("the_heartbeat_port_cannot_be_bound_twice") {
+        return;
+    }
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, setsockopt, socket, sockopt,
+    };
+    let pair = Pair::new("hbind");
+    write_configs(&pair);
+    let _da = pair.a.start();
+    for reuse_port in [false, true] {
+        let r = in_netns(&pair.a.ns, move || {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Datagram,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .expect("socket");
+            setsockopt(&fd, sockopt::ReuseAddr, &true).expect("SO_REUSEADDR");
+            if reuse_port {
+                setsockopt(&fd, sockopt::ReusePort, &true).expect("SO_REUSEPORT");
+            }
+            let addr = SockaddrIn::from(a_sock());
+            bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)
+        });
+        assert_eq!(
+            r,
+            Err(nix::errno::Errno::EADDRINUSE),
+            "a second socket (SO_REUSEPORT {reuse_port}) bound the heartbeat port"
+        );
+    }
+}
+
+/// With 64 idle connections and 64 `monitor` streams open, `status` and
+/// `reload` are still answered (on main, 64 idle connections took every slot
+/// and both hung); an idle connection is told off and closed.
+#[test]
+fn the_control_socket_answers_with_idle_and_monitor_clients_connected() {
+    if !require_root("the_control_socket_answers_with_idle_and_monitor_clients_connected") {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let ns = Netns::new("hctl");
+    let d = Daemon::start(&ns, "[mlag]\nmembers = []\n");
+    let sock = d.work.socket();
+    let idle: Vec<UnixStream> = (0..64)
+        .map(|_| UnixStream::connect(&sock).expect("idle connect"))
+        .collect();
+    let monitors: Vec<UnixStream> = (0..64)
+        .map(|_| {
+            let mut s = UnixStream::connect(&sock).expect("monitor connect");
+            s.write_all(b"{\"cmd\": \"monitor\"}\n").expect("monitor");
+            s
+        })
+        .collect();
+    // `dagw status` / `dagw reload` as child processes, each awaited with a deadline
+    for args in [&["status", "--json"][..], &["reload"][..]] {
+        let mut child = std::process::Command::new(DAGW)
+            .arg("-s")
+            .arg(&sock)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn client");
+        let mut status = None;
+        let done = wait_until(WAIT, || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        if !done {
+            let _ = child.kill();
+        }
+        assert!(
+            done,
+            "dagw {args:?} got no answer with 128 clients connected"
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "dagw {args:?}: {status:?}"
+        );
+    }
+    // an idle connection is answered with an error and closed
+    let mut s = idle.into_iter().next().expect("one");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("closed by the daemon");
+    assert!(text.contains("no request within"), "{text}");
+    drop(monitors);
+}

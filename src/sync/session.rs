@@ -296,14 +296,59 @@ pub async fn connect(peer: SocketAddr, local: IpAddr) -> io::Result<TcpStream> {
 }
 
 /// Accept the next connection from `peer`; connections from any other
-/// address are closed at once (and logged).
+/// address are closed at once, and logged at most once per
+/// [`STRANGER_LOG_PERIOD`] with the number not logged.
+///
+/// The caller runs one session at a time: the listener serves one handshake
+/// (from the one accepted source) at a time, and connections that arrive
+/// meanwhile wait in the listen backlog (4) until this is called again.
 pub async fn accept_from(listener: &TcpListener, peer: IpAddr) -> io::Result<TcpStream> {
     loop {
         let (stream, from) = listener.accept().await?;
         if from.ip() == peer {
             return Ok(stream);
         }
-        tracing::warn!(%from, "sync connection from a stranger refused");
+        drop(stream);
+        STRANGERS.note(from);
+    }
+}
+
+/// At most one log line per this period about refused strangers.
+pub const STRANGER_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// Refused sync connections: counted, logged rate-limited.
+pub struct Strangers {
+    refused: std::sync::atomic::AtomicU64,
+    logged: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+pub static STRANGERS: Strangers = Strangers {
+    refused: std::sync::atomic::AtomicU64::new(0),
+    logged: std::sync::Mutex::new((None, 0)),
+};
+
+impl Strangers {
+    fn note(&self, from: SocketAddr) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(mut l) = self.logged.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if l.0
+            .is_none_or(|t| now.duration_since(t) >= STRANGER_LOG_PERIOD)
+        {
+            let suppressed = std::mem::take(&mut l.1);
+            l.0 = Some(now);
+            tracing::warn!(%from, suppressed, "sync connection from a stranger refused");
+        } else {
+            l.1 += 1;
+        }
+    }
+
+    /// Connections refused since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
