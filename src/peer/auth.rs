@@ -26,8 +26,8 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    pub fn new(secret: Vec<u8>) -> Key {
-        let secret = Zeroizing::new(secret);
+    pub fn new(secret: impl Into<Zeroizing<Vec<u8>>>) -> Key {
+        let secret = secret.into();
         let id = Sha256::digest(secret.as_slice())[0];
         Key { id, secret }
     }
