@@ -415,3 +415,56 @@ fn the_control_socket_answers_with_idle_and_monitor_clients_connected() {
     assert!(text.contains("no request within"), "{text}");
     drop(monitors);
 }
+
+/// The unit's restrictions that apply outside systemd (systemd/dagw.service):
+/// CAP_NET_ADMIN as the only capability (no CAP_NET_RAW, no
+/// CAP_DAC_OVERRIDE), no new privileges, umask 0077. A pair run that way
+/// comes up, serves its gateway and syncs (so the hardened unit leaves dagw
+/// all it uses), and the control socket is still 0660.
+#[test]
+fn a_pair_runs_with_only_cap_net_admin_and_umask_0077() {
+    if !require_root("a_pair_runs_with_only_cap_net_admin_and_umask_0077") {
+        return;
+    }
+    let pair = Pair::new("hcaps");
+    write_configs(&pair);
+    let unit = [
+        "sh",
+        "-c",
+        "umask 0077; exec \"$@\"",
+        "sh",
+        "setpriv",
+        "--nnp",
+        "--bounding-set=-all,+net_admin",
+        "--inh-caps=-all,+net_admin",
+        "--ambient-caps=-all,+net_admin",
+    ];
+    let da = Daemon::spawn_wrapped(&pair.a.ns, pair.a.work.clone(), &unit);
+    let db = Daemon::spawn_wrapped(&pair.b.ns, pair.b.work.clone(), &unit);
+    // what the process really holds: CAP_NET_ADMIN (bit 12) and nothing else
+    let status = std::fs::read_to_string(format!("/proc/{}/status", da.pid())).expect("status");
+    for field in ["CapEff:", "CapBnd:"] {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .unwrap_or_else(|| panic!("no {field} in {status}"));
+        assert_eq!(v.trim(), "0000000000001000", "{field} {v}");
+    }
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    da.wait_gateway("vlanif10", "up", None);
+    db.wait_gateway("vlanif10", "up", None);
+    wait_sync_established(&da);
+    wait_sync_established(&db);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(pair.a.work.socket())
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "control socket mode {mode:o}");
+    // the per-device sysctls were written without CAP_DAC_OVERRIDE
+    assert_eq!(
+        pair.a.ns.sysctl("net.ipv4.conf.gw10.arp_ignore").trim(),
+        "1"
+    );
+}
