@@ -468,3 +468,221 @@ fn a_pair_runs_with_only_cap_net_admin_and_umask_0077() {
         "1"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The sync channel (docs/sync.md): B's daemon (.2, the accepting side) alone;
+// the test plays A (or an attacker) from A's namespace with the library.
+// ---------------------------------------------------------------------------
+
+/// `peer.sync.rejected.<reason>` of B.
+fn rejected(d: &Daemon, reason: &str) -> u64 {
+    let s = sync_of(d);
+    for r in [
+        "auth-failed",
+        "malformed",
+        "oversized",
+        "out-of-order",
+        "protocol",
+        "handshake-timeout",
+        "wrong-source",
+    ] {
+        assert!(s["rejected"][r].is_u64(), "reason {r} always present: {s}");
+    }
+    s["rejected"][reason].as_u64().unwrap_or(0)
+}
+
+fn wait_rejected(d: &Daemon, reason: &str, n: u64) {
+    wait_for(&format!("sync: {n} rejected as {reason}"), || {
+        let got = rejected(d, reason);
+        if got >= n {
+            Ok(())
+        } else {
+            Err(sync_of(d).to_string())
+        }
+    });
+}
+
+fn metric_sync_rejected(side: &Side, reason: &str) -> u64 {
+    let body = scrape(side);
+    let prefix = format!("dagw_sync_rejected_total{{reason=\"{reason}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {body}")) as u64
+}
+
+/// A TCP connection to B's sync port from `src` (bound first), in A's namespace,
+/// handed to `f` there.
+fn sync_conn<T: Send + 'static>(
+    pair: &Pair,
+    src: Ipv4Addr,
+    f: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> T {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    in_netns(&pair.a.ns, move || {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        bind(raw, &SockaddrIn::from(SocketAddrV4::new(src, 0))).expect("bind");
+        connect(raw, &SockaddrIn::from(SocketAddrV4::new(B_ADDR, PORT))).expect("connect");
+        let s = std::net::TcpStream::from(fd);
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        f(s)
+    })
+}
+
+/// Run the client handshake under `key`, one received byte at a time so that
+/// our Proof goes out even when B's does not verify. Returns the session and
+/// every byte we sent.
+fn client_handshake(
+    s: &mut std::net::TcpStream,
+    key: &str,
+) -> (Result<dagw::sync::Established, String>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let ring = Keyring {
+        current: Key::new(key.as_bytes().to_vec()),
+        previous: None,
+    };
+    let mut hs = dagw::sync::Handshake::client(ring, "leafa", dagw::sync::random_nonce().unwrap())
+        .expect("handshake");
+    let mut sent = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if let Some(b) = hs.outgoing() {
+            let _ = s.write_all(&b);
+            sent.extend_from_slice(&b);
+        }
+        if hs.is_done() {
+            return (hs.finish().map_err(|e| e.to_string()), sent);
+        }
+        match s.read(&mut byte) {
+            Ok(1) => {}
+            other => return (Err(format!("read: {other:?}")), sent),
+        }
+        if let Err(e) = hs.incoming(&byte) {
+            if let Some(b) = hs.outgoing() {
+                let _ = s.write_all(&b);
+            }
+            return (Err(e.to_string()), sent);
+        }
+    }
+}
+
+/// Read until B closes the connection (it refused what we sent).
+fn until_closed(s: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Bad handshake, wrong key, a replayed session, frames out of order, an
+/// oversized frame, a stranger: B refuses each, counts it under its reason
+/// (status and metrics), and installs nothing.
+#[test]
+fn hostile_sync_connections_are_refused_and_counted() {
+    if !require_root("hostile_sync_connections_are_refused_and_counted") {
+        return;
+    }
+    use std::io::Write;
+    let pair = Pair::new("hsync");
+    write_configs(&pair);
+    let stranger = Ipv4Addr::new(198, 51, 100, 9);
+    pair.a.ns.ip(&format!("addr add {stranger}/32 dev ul"));
+    pair.b.ns.ip(&format!("route add {stranger}/32 dev ul"));
+    let db = pair.b.start();
+    db.wait_gateway("vlanif10", "up", None);
+
+    // 1. not a handshake
+    sync_conn(&pair, A_ADDR, |mut s| {
+        let _ = s.write_all(&[0, 5, 9, 9, 9, 9, 9]);
+        until_closed(&mut s);
+    });
+    wait_rejected(&db, "malformed", 1);
+
+    // 2. the wrong key
+    let (r, _) = sync_conn(&pair, A_ADDR, |mut s| {
+        let r = client_handshake(&mut s, "not-the-pair-s-key-0123456789");
+        until_closed(&mut s);
+        r
+    });
+    assert!(r.is_err(), "a wrong key completed the handshake");
+    wait_rejected(&db, "auth-failed", 1);
+
+    // 3. a session recorded (a genuine client, the key's holder) and replayed
+    let recorded = sync_conn(&pair, A_ADDR, |mut s| {
+        let (r, sent) = client_handshake(&mut s, KEY);
+        r.expect("the genuine handshake");
+        sent
+    });
+    let mon = synced_monitor(&db);
+    let auth = rejected(&db, "auth-failed");
+    sync_conn(&pair, A_ADDR, move |mut s| {
+        let _ = s.write_all(&recorded);
+        until_closed(&mut s);
+    });
+    wait_rejected(&db, "auth-failed", auth + 1);
+    let established: Vec<_> = alerts(&mon, "sync-session")
+        .into_iter()
+        .filter(|v| v["state"] == "established")
+        .collect();
+    assert!(
+        established.is_empty(),
+        "the replay made a session: {established:?}"
+    );
+    drop(mon);
+
+    // 4. frames out of order, 5. an oversized frame: after a genuine handshake
+    sync_conn(&pair, A_ADDR, |mut s| {
+        let (r, _) = client_handshake(&mut s, KEY);
+        let est = r.expect("handshake");
+        let mut w = est.frame_writer();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        w.keepalive(&mut first);
+        w.keepalive(&mut second);
+        let _ = s.write_all(&second);
+        let _ = s.write_all(&first);
+        until_closed(&mut s);
+    });
+    wait_rejected(&db, "out-of-order", 1);
+    sync_conn(&pair, A_ADDR, |mut s| {
+        let (r, _) = client_handshake(&mut s, KEY);
+        r.expect("handshake");
+        let mut big = (65_537u32).to_be_bytes().to_vec();
+        big.extend_from_slice(&[0u8; 1024]);
+        let _ = s.write_all(&big);
+        until_closed(&mut s);
+    });
+    wait_rejected(&db, "oversized", 1);
+
+    // 6. a stranger
+    sync_conn(&pair, stranger, |mut s| until_closed(&mut s));
+    wait_rejected(&db, "wrong-source", 1);
+
+    for reason in [
+        "malformed",
+        "auth-failed",
+        "out-of-order",
+        "oversized",
+        "wrong-source",
+    ] {
+        assert_eq!(
+            metric_sync_rejected(&pair.b, reason),
+            rejected(&db, reason),
+            "metrics {reason}"
+        );
+    }
+    // nothing installed, the peer never up
+    let s = db.status();
+    assert_eq!(s["peer"]["sync"]["peer_entries"], 0, "{s}");
+    assert_ne!(s["peer"]["state"], "up", "{s}");
+    let synced: Vec<_> = neigh_rows(&pair.b.ns, "gw10")
+        .into_iter()
+        .filter(|(_, r)| r.extern_learn)
+        .collect();
+    assert!(synced.is_empty(), "{synced:?}");
+}

@@ -981,6 +981,11 @@ impl Daemon {
                             "sessions": s.sessions,
                             "peer_entries": s.table.len(),
                             "bulk_complete": s.bulk_complete,
+                            "rejected": crate::sync::session::REJECTED
+                                .all()
+                                .into_iter()
+                                .map(|(r, n)| (r.to_string(), serde_json::Value::from(n)))
+                                .collect::<serde_json::Map<_, _>>(),
                         })
                     }),
                     heartbeats: Some(serde_json::json!({
@@ -1113,6 +1118,14 @@ impl Daemon {
                     &[("reason", r.as_str())],
                     p.link.counters.dropped(r) as f64,
                 );
+            }
+            e.family(
+                "dagw_sync_rejected",
+                "counter",
+                "Sync connections or sessions refused, by reason",
+            );
+            for (r, n) in crate::sync::session::REJECTED.all() {
+                e.sample("dagw_sync_rejected_total", &[("reason", r)], n as f64);
             }
         }
         e.finish()

@@ -87,6 +87,9 @@ pub async fn run_session(
     inbound: mpsc::Sender<Inbound>,
 ) -> Result<(), SyncError> {
     let result = session(stream, role, keyring, &node, &mut outbound, &inbound).await;
+    if let Err(e) = &result {
+        REJECTED.note(e);
+    }
     let reason = match &result {
         Ok(()) => "closed locally".to_owned(),
         Err(e) => e.to_string(),
@@ -310,6 +313,37 @@ pub async fn accept_from(listener: &TcpListener, peer: IpAddr) -> io::Result<Tcp
         }
         drop(stream);
         STRANGERS.note(from);
+    }
+}
+
+/// What the peer sent that ended a session, counted by reason since start
+/// ([`SyncError::rejection`]; `wrong-source` for refused strangers).
+pub struct Rejections {
+    counts: [std::sync::atomic::AtomicU64; SyncError::REJECTIONS.len()],
+}
+
+pub static REJECTED: Rejections = Rejections {
+    counts: [const { std::sync::atomic::AtomicU64::new(0) }; SyncError::REJECTIONS.len()],
+};
+
+impl Rejections {
+    fn note(&self, e: &SyncError) {
+        if let Some(i) = e
+            .rejection()
+            .and_then(|r| SyncError::REJECTIONS.iter().position(|x| *x == r))
+        {
+            self.counts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `(reason, count)` for every reason, `wrong-source` last.
+    pub fn all(&self) -> Vec<(&'static str, u64)> {
+        SyncError::REJECTIONS
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, c)| (*r, c.load(std::sync::atomic::Ordering::Relaxed)))
+            .chain(std::iter::once(("wrong-source", STRANGERS.refused())))
+            .collect()
     }
 }
 
