@@ -686,3 +686,79 @@ fn hostile_sync_connections_are_refused_and_counted() {
         .collect();
     assert!(synced.is_empty(), "{synced:?}");
 }
+
+/// Key changeover on a live pair: a reload that changes the keys ends the live
+/// sync session, and the next one authenticates with the new keys; once each
+/// side hears the other on the new key, the previous key is retired (alert
+/// `peer-key-retired`); removing `previous_key_file` re-keys again. The peer
+/// stays up at the end and the sync channel is re-established each time.
+#[test]
+fn a_key_change_rekeys_the_sync_session_and_retires_the_old_key() {
+    if !require_root("a_key_change_rekeys_the_sync_session_and_retires_the_old_key") {
+        return;
+    }
+    let pair = Pair::new("hkey");
+    write_configs(&pair);
+    let da = pair.a.start();
+    let db = pair.b.start();
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    wait_sync_established(&da);
+    wait_sync_established(&db);
+    let mons = [synced_monitor(&da), synced_monitor(&db)];
+    let sessions = |d: &Daemon| sync_of(d)["sessions"].as_u64().unwrap_or(0);
+    let before = [sessions(&da), sessions(&db)];
+
+    // NEW in key_file, OLD in previous_key_file, on both
+    for side in [&pair.a, &pair.b] {
+        let old = side.work.path().join("old.key");
+        std::fs::copy(side.key_path(), &old).expect("keep the old key");
+        side.write_key("the-new-pair-key-0123456789abcdef");
+        let c = std::fs::read_to_string(side.work.config())
+            .expect("config")
+            .replace(
+                "priority =",
+                &format!("previous_key_file = \"{}\"\npriority =", old.display()),
+            );
+        std::fs::write(side.work.config(), c).expect("config");
+        let o = side.work.client(&["reload"]);
+        assert!(o.status.success(), "reload: {o:?}");
+    }
+    for (i, d) in [&da, &db].into_iter().enumerate() {
+        wait_for("a new sync session", || {
+            if sessions(d) > before[i] {
+                Ok(())
+            } else {
+                Err(sync_of(d).to_string())
+            }
+        });
+        wait_peer(d, "up");
+        wait_sync_established(d);
+        mons[i].wait_json("peer-key-retired", |v| v["id"] == "peer-key-retired");
+    }
+
+    // previous_key_file removed: a key change again
+    let before = [sessions(&da), sessions(&db)];
+    for side in [&pair.a, &pair.b] {
+        let c = std::fs::read_to_string(side.work.config()).expect("config");
+        let c: String = c
+            .lines()
+            .filter(|l| !l.starts_with("previous_key_file"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(side.work.config(), c).expect("config");
+        let o = side.work.client(&["reload"]);
+        assert!(o.status.success(), "reload: {o:?}");
+    }
+    for (i, d) in [&da, &db].into_iter().enumerate() {
+        wait_for("a new sync session", || {
+            if sessions(d) > before[i] {
+                Ok(())
+            } else {
+                Err(sync_of(d).to_string())
+            }
+        });
+        wait_sync_established(d);
+        wait_peer(d, "up");
+    }
+}
