@@ -573,6 +573,13 @@ fn client_handshake(
     }
 }
 
+/// Close our side once B's bulk is in (a close with unread data would be
+/// a reset), then read until B closes too.
+fn until_closed_after_bulk(s: &mut std::net::TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    until_closed(s);
+}
+
 /// Read until B closes the connection (it refused what we sent).
 fn until_closed(s: &mut std::net::TcpStream) {
     use std::io::Read;
@@ -596,6 +603,15 @@ fn hostile_sync_connections_are_refused_and_counted() {
     pair.b.ns.ip(&format!("route add {stranger}/32 dev ul"));
     let db = pair.b.start();
     db.wait_gateway("vlanif10", "up", None);
+    // every session B starts and ends shows here (counted: the events of a
+    // session may reach the monitor after the counters moved)
+    let mon = synced_monitor(&db);
+    let sync_notices = |state: &str| {
+        alerts(&mon, "sync-session")
+            .into_iter()
+            .filter(|v| v["state"] == state)
+            .count()
+    };
 
     // 1. not a handshake
     sync_conn(&pair, A_ADDR, |mut s| {
@@ -613,28 +629,38 @@ fn hostile_sync_connections_are_refused_and_counted() {
     assert!(r.is_err(), "a wrong key completed the handshake");
     wait_rejected(&db, "auth-failed", 1);
 
-    // 3. a session recorded (a genuine client, the key's holder) and replayed
+    // 3. a session recorded (a genuine client, the key's holder) and replayed;
+    // sessions 1 and 2 closed too
     let recorded = sync_conn(&pair, A_ADDR, |mut s| {
         let (r, sent) = client_handshake(&mut s, KEY);
         r.expect("the genuine handshake");
+        until_closed_after_bulk(&mut s);
         sent
     });
-    let mon = synced_monitor(&db);
+    // the genuine session, seen through: established, then closed
+    wait_for("the genuine session established and closed", || {
+        let (e, c) = (sync_notices("established"), sync_notices("closed"));
+        if e == 1 && c == 3 {
+            Ok(())
+        } else {
+            Err(format!("{e} established, {c} closed"))
+        }
+    });
     let auth = rejected(&db, "auth-failed");
     sync_conn(&pair, A_ADDR, move |mut s| {
         let _ = s.write_all(&recorded);
         until_closed(&mut s);
     });
     wait_rejected(&db, "auth-failed", auth + 1);
-    let established: Vec<_> = alerts(&mon, "sync-session")
-        .into_iter()
-        .filter(|v| v["state"] == "established")
-        .collect();
-    assert!(
-        established.is_empty(),
-        "the replay made a session: {established:?}"
-    );
-    drop(mon);
+    wait_for("the replayed session closed", || {
+        let c = sync_notices("closed");
+        if c == 4 {
+            Ok(())
+        } else {
+            Err(format!("{c} closed"))
+        }
+    });
+    assert_eq!(sync_notices("established"), 1, "the replay made a session");
 
     // 4. frames out of order, 5. an oversized frame: after a genuine handshake
     sync_conn(&pair, A_ADDR, |mut s| {
@@ -685,6 +711,7 @@ fn hostile_sync_connections_are_refused_and_counted() {
         .filter(|(_, r)| r.extern_learn)
         .collect();
     assert!(synced.is_empty(), "{synced:?}");
+    drop(mon);
 }
 
 /// Key changeover on a live pair: a reload that changes the keys ends the live
