@@ -110,6 +110,10 @@ pub struct Daemon {
     behind_since: Option<Instant>,
     deferred: BTreeSet<usize>,
     members_deferred: bool,
+    /// (bridge, MAC) → member port: hosts the bridge learned behind one of
+    /// our M-LAG members (the ARP/ND rule's "the host is local").
+    member_macs: HashMap<(u32, crate::core::mac::Mac), u32>,
+    started: Instant,
 }
 
 /// The configured way holds end.
@@ -167,6 +171,8 @@ impl Daemon {
             behind_since: None,
             deferred: BTreeSet::new(),
             members_deferred: false,
+            member_macs: HashMap::new(),
+            started: Instant::now(),
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -194,9 +200,14 @@ impl Daemon {
     /// Full dump of what dagw mirrors, into a fresh view.
     fn dump(&mut self) -> Result<(), NetlinkError> {
         let mut view = KernelView::default();
+        view.clock_s = self.clock_s(Instant::now());
+        let mut learned = Vec::new();
         let sock = self.exec.socket();
         let mut fold = |m: R| {
             if let Some(ev) = decode::decode(&m) {
+                if matches!(ev, KernelEvent::MacLearned(_)) {
+                    learned.push(ev.clone());
+                }
                 view.apply(ev);
             }
         };
@@ -220,7 +231,13 @@ impl Daemon {
             sock.dump_each(R::GetNeighbour(m), &|| "dump neighbours".into(), &mut fold)?;
         }
         self.view = view;
+        self.reset_learned_macs(&learned);
         Ok(())
+    }
+
+    /// Seconds since the daemon started: the neighbour confirmation clock.
+    fn clock_s(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.started).as_secs()).unwrap_or(u32::MAX)
     }
 
     fn state_dir(&self) -> &Path {
@@ -602,7 +619,10 @@ impl Daemon {
             KernelEvent::LinkGone(i) => by_index(*i),
             KernelEvent::AddrAdded(i, ..) | KernelEvent::AddrRemoved(i, _) => by_index(*i),
             KernelEvent::FdbAdded(f) | KernelEvent::FdbRemoved(f) => by_index(f.ifindex),
-            KernelEvent::NeighUsable(..) | KernelEvent::NeighGone(_) => {}
+            KernelEvent::NeighUsable(..)
+            | KernelEvent::NeighGone(_)
+            | KernelEvent::MacLearned(_)
+            | KernelEvent::MacForgotten(_) => {}
         }
     }
 
@@ -620,15 +640,15 @@ impl Daemon {
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
         let mut neigh_changes = Vec::new();
-        let mut lost_synced = Vec::new();
+        let mut hosts = Vec::new();
+        let mut moved_macs = Vec::new();
+        self.view.clock_s = self.clock_s(now);
         for ev in events {
             if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
-                let was = self.view.neighs.get(k).copied();
-                neigh_changes.push((ev.clone(), was));
-                if matches!(ev, KernelEvent::NeighGone(_)) && was.is_some_and(|i| i.synced) {
-                    lost_synced.push(*k);
-                }
+                neigh_changes.push((ev.clone(), self.view.held(k.ifindex, k.ip)));
+                hosts.push(*k);
             }
+            self.note_learned_mac(&ev, &mut moved_macs);
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
@@ -650,11 +670,17 @@ impl Daemon {
         if members_dirty {
             self.reconcile_members(now);
         }
-        if !lost_synced.is_empty() {
-            self.restore_synced(&lost_synced);
-        }
         if !neigh_changes.is_empty() {
             self.sync_local_changes(&neigh_changes);
+        }
+        // the ARP/ND rule, for every host whose entry or place changed
+        if !hosts.is_empty() {
+            self.settle_hosts(hosts);
+        }
+        if !moved_macs.is_empty() {
+            self.hosts_moved(&moved_macs);
+        }
+        if !neigh_changes.is_empty() {
             self.update_progress(now);
         }
         if peer_link_dirty
@@ -768,6 +794,8 @@ impl Daemon {
     /// whatever burst came since the last audit.
     fn audit(&mut self) {
         self.settle_memory();
+        self.view.clock_s = self.clock_s(Instant::now());
+        self.probe_aged_neighbours();
         for i in 0..self.gateways.len() {
             let g = &self.gateways[i];
             if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
@@ -846,6 +874,7 @@ impl Daemon {
         self.members = kept;
         self.update_peer(&new, now);
         self.cfg = new;
+        self.readmit_peer_entries();
         self.index_names();
         self.remove_stale();
         self.reconcile_all(now);
@@ -981,6 +1010,10 @@ impl Daemon {
                             "sessions": s.sessions,
                             "peer_entries": s.table.len(),
                             "bulk_complete": s.bulk_complete,
+                            "refused": {
+                                "outside-prefix": s.table.refused.outside_prefix,
+                                "over-limit": s.table.refused.over_limit,
+                            },
                             "rejected": crate::sync::session::REJECTED
                                 .all()
                                 .into_iter()
@@ -1126,6 +1159,26 @@ impl Daemon {
             );
             for (r, n) in crate::sync::session::REJECTED.all() {
                 e.sample("dagw_sync_rejected_total", &[("reason", r)], n as f64);
+            }
+        }
+        if let Some(s) = &self.sync {
+            e.family(
+                "dagw_sync_peer_entries",
+                "gauge",
+                "Neighbour entries the peer advertised and this switch admitted",
+            );
+            e.sample("dagw_sync_peer_entries", &[], s.table.len() as f64);
+            e.family(
+                "dagw_sync_refused",
+                "counter",
+                "Neighbour entries from the peer refused, by reason",
+            );
+            let r = s.table.refused;
+            for (reason, n) in [
+                ("outside-prefix", r.outside_prefix),
+                ("over-limit", r.over_limit),
+            ] {
+                e.sample("dagw_sync_refused_total", &[("reason", reason)], n as f64);
             }
         }
         e.finish()
