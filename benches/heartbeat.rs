@@ -68,14 +68,26 @@ impl Pair {
     fn new(entries: usize) -> Pair {
         let a_addr: SocketAddr = "203.0.113.1:8742".parse().unwrap();
         let b_addr: SocketAddr = "203.0.113.2:8742".parse().unwrap();
-        Pair {
-            a: PeerLink::new(ring(), b_addr, 1_700_000_000_000),
-            b: PeerLink::new(ring(), a_addr, 1_700_000_000_001),
+        let mut p = Pair {
+            a: PeerLink::new(ring(), a_addr.ip(), b_addr, "leaf1a", 0x1111),
+            b: PeerLink::new(ring(), b_addr.ip(), a_addr, "leaf1b", 0x2222),
             a_addr,
             hb: heartbeat(entries),
             buf: vec![0u8; MAX_PACKET],
             now: Instant::now(),
-        }
+        };
+        // the freshness exchange (docs/protocol.md): A's packets then echo
+        // B's epoch, and B admits them as live
+        let mut hb = heartbeat(0);
+        let n = p.b.seal(&mut hb, p.now, &mut p.buf).expect("fits");
+        let _ = p.a.admit(&p.buf[..n], b_addr, p.now);
+        let n = p.seal();
+        let _ = p.b.admit(&p.buf[..n], a_addr, p.now);
+        let n = p.b.seal(&mut hb, p.now, &mut p.buf).expect("fits");
+        p.a.admit(&p.buf[..n], b_addr, p.now)
+            .expect("B proven fresh");
+        p.b.counters = Default::default();
+        p
     }
 
     fn seal(&mut self) -> usize {

@@ -590,3 +590,41 @@ fn previous_key_file_is_checked() {
         assert_eq!((line, col), (14, 21));
     }
 }
+
+/// A FIFO at the key path (or a device) is refused at once with a message that
+/// says what it is (on main, `dagw check` blocked opening it, forever).
+#[test]
+fn a_fifo_key_file_is_refused_without_hanging() {
+    let lab = Lab::new();
+    std::fs::remove_file(&lab.key).unwrap();
+    nix::unistd::mkfifo(&lab.key, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let path = lab.write("dagw.toml", &lab.example());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dagw"))
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dagw");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dagw check hung on a FIFO key file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let o = Outcome {
+        code: status.code().unwrap_or(-1),
+        stderr,
+        file: path.display().to_string(),
+    };
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let (_, _, msg) = o.line_for("error", "peer.key_file");
+    assert!(msg.contains("not a regular file (it is a FIFO)"), "{msg}");
+}

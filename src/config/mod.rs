@@ -21,8 +21,10 @@ pub use parse::{DEFAULT_NEIGHBOUR_AGING, MAX_FILE_BYTES, MAX_GATEWAYS, known_key
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 use diag::LineIndex;
 use parse::Sink;
@@ -66,8 +68,14 @@ pub const MAX_KEY_BYTES: u64 = 64 * 1024;
 pub enum KeyFileError {
     #[error("cannot read peer key file {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("peer key file {} is not a regular file", path.display())]
-    NotAFile { path: PathBuf },
+    #[error("peer key file {} is not a regular file (it is {kind})", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error(
+        "peer key file {} is owned by uid {uid}, not by root or the user dagw runs as (uid {own}); run: chown root {}",
+        path.display(),
+        path.display()
+    )]
+    Owner { path: PathBuf, uid: u32, own: u32 },
     #[error(
         "peer key file {} is readable by group or others (mode {mode:04o}); run: chmod 600 {}",
         path.display(),
@@ -98,23 +106,64 @@ impl KeyFileError {
             KeyFileError::Io { .. } | KeyFileError::NotAFile { .. } => {
                 "a regular file readable by dagw"
             }
+            KeyFileError::Owner { .. } => "a file owned by root or by the user dagw runs as",
         }
     }
 }
 
+/// What a file that is not a regular one is, for the message.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// Reads the peer secret: the file's bytes with one trailing newline stripped.
-/// Refuses files that group or others can read, like ssh does with keys; the
-/// checks are made on the opened file so they describe what is actually read.
-pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+/// Refuses files that group or others can read, like ssh does with keys, and
+/// files owned by anybody but root or the user dagw runs as (who could
+/// replace the secret). Anything but a regular file (a FIFO, a device) is
+/// refused before it is opened, and the open is non-blocking anyway, so a FIFO
+/// put there in between cannot hang the load (nor a reload, which runs on the
+/// event loop); the checks are repeated on the opened file so they describe
+/// what is actually read. The secret's buffer is wiped when dropped.
+pub fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let io_err = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
+    let not_a_file = |t| KeyFileError::NotAFile {
+        path: path.to_path_buf(),
+        kind: file_kind(t),
+    };
+    let before = std::fs::metadata(path).map_err(io_err)?;
+    if !before.is_file() {
+        return Err(not_a_file(before.file_type()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() {
-        return Err(KeyFileError::NotAFile {
+        return Err(not_a_file(meta.file_type()));
+    }
+    let own = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != own {
+        return Err(KeyFileError::Owner {
             path: path.to_path_buf(),
+            uid: meta.uid(),
+            own,
         });
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -130,7 +179,8 @@ pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyFileError> {
             len: meta.len(),
         });
     }
-    let mut key = Vec::new();
+    // sized up front: a reallocation would leave a copy of the secret behind
+    let mut key = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
     file.take(MAX_KEY_BYTES + 1)
         .read_to_end(&mut key)
         .map_err(io_err)?;
@@ -141,9 +191,11 @@ pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyFileError> {
         });
     }
     if key.ends_with(b"\r\n") {
-        key.truncate(key.len() - 2);
+        let n = key.len() - 2;
+        key.truncate(n);
     } else if key.ends_with(b"\n") {
-        key.truncate(key.len() - 1);
+        let n = key.len() - 1;
+        key.truncate(n);
     }
     if key.len() < MIN_KEY_BYTES {
         return Err(KeyFileError::TooShort {

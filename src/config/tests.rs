@@ -841,7 +841,10 @@ fn write_conf(dir: &std::path::Path, key_line: &str) -> std::path::PathBuf {
 fn key_file_rules() {
     let dir = tempfile::tempdir().unwrap();
     let good = write_key(dir.path(), "good.key", b"0123456789abcdef\n", 0o600);
-    assert_eq!(read_key_file(&good).unwrap(), b"0123456789abcdef");
+    assert_eq!(
+        read_key_file(&good).unwrap().as_slice(),
+        b"0123456789abcdef"
+    );
     let crlf = write_key(dir.path(), "crlf.key", b"0123456789abcdef\r\n", 0o400);
     assert_eq!(read_key_file(&crlf).unwrap().len(), 16);
     // Only one newline is stripped.
@@ -868,8 +871,54 @@ fn key_file_rules() {
     ));
     assert!(matches!(
         read_key_file(dir.path()),
-        Err(KeyFileError::NotAFile { .. })
+        Err(KeyFileError::NotAFile {
+            kind: "a directory",
+            ..
+        })
     ));
+}
+
+/// A FIFO at the key path is refused at once (opening it for reading would
+/// block until a writer came: the load, or a reload on the event loop, hung).
+#[test]
+fn a_fifo_or_device_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.key");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let e = read_key_file(&fifo).unwrap_err();
+    assert!(
+        matches!(e, KeyFileError::NotAFile { kind: "a FIFO", .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("it is a FIFO"), "{e}");
+    let e = read_key_file(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            KeyFileError::NotAFile {
+                kind: "a character device",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// A key file owned by another user (who could replace the secret) is refused.
+#[test]
+fn a_key_file_owned_by_another_user_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root to chown");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let k = write_key(dir.path(), "k.key", b"0123456789abcdef", 0o600);
+    std::os::unix::fs::chown(&k, Some(4242), None).unwrap();
+    let e = read_key_file(&k).unwrap_err();
+    assert!(matches!(e, KeyFileError::Owner { uid: 4242, .. }), "{e}");
+    assert!(e.to_string().contains("chown root"), "{e}");
+    std::os::unix::fs::chown(&k, Some(0), None).unwrap();
+    assert!(read_key_file(&k).is_ok());
 }
 
 #[test]

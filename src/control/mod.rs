@@ -4,23 +4,45 @@
 //!
 //! Requests are untrusted: a line longer than [`MAX_REQUEST`] or that is not
 //! a known request gets an error reply, never a panic.
+//!
+//! Connections are bounded so that `status` and `reload` always get an
+//! answer: a client must send its request within [`REQUEST_TIMEOUT`]; at most
+//! [`MAX_CLIENTS`] connections of other users than root wait for or get an
+//! answer at a time (more are told the daemon is busy, at once), while root's
+//! connections (`systemctl reload`, an operator's `dagw status`) are never
+//! refused; `monitor` streams are counted apart ([`MAX_MONITORS`]) and one that
+//! does not take its lines for [`WRITE_TIMEOUT`] is closed. When accept fails
+//! (out of file descriptors), the loop backs off instead of spinning.
 
 pub mod client;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
+use tokio::time::timeout;
 
 use crate::status::Status;
 
 pub const MAX_REQUEST: usize = 4096;
-/// Concurrent control connections; more wait in the listen backlog.
-const MAX_CLIENTS: usize = 64;
+/// Concurrent control connections of users other than root.
+pub const MAX_CLIENTS: usize = 64;
+/// Concurrent `monitor` streams.
+pub const MAX_MONITORS: usize = 64;
+/// The request line must arrive within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A reply or a monitor line must be taken by the client within this.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accept failures (EMFILE, ENFILE, ENOBUFS): wait this long, doubling up to
+/// [`ACCEPT_BACKOFF_MAX`], before accepting again.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
@@ -71,20 +93,80 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
+/// Back-off after failed accepts, with a log line at most every 10 s.
+#[derive(Default)]
+pub struct AcceptBackoff {
+    delay: Duration,
+    logged: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptBackoff {
+    /// An accept failed: log (rate-limited) and wait before the next one.
+    pub async fn failed(&mut self, what: &str, e: &io::Error) {
+        self.delay = (self.delay * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+        let now = std::time::Instant::now();
+        if self
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                "{what}: accept failed: {e}; backing off {} ms ({} more failures not logged)",
+                self.delay.as_millis(),
+                std::mem::take(&mut self.suppressed)
+            );
+            self.logged = Some(now);
+        } else {
+            self.suppressed += 1;
+        }
+        tokio::time::sleep(self.delay).await;
+    }
+
+    pub fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+}
+
 pub async fn serve(listener: UnixListener, tx: RequestTx, feed: broadcast::Sender<String>) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let monitors = Arc::new(Semaphore::new(MAX_MONITORS));
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => {
+                backoff.succeeded();
+                s
+            }
+            Err(e) => {
+                backoff.failed("control socket", &e).await;
+                continue;
+            }
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
+        let uid = stream.peer_cred().map(|c| c.uid()).ok();
+        // root is never turned away: it is who reloads and who is paged
+        let permit = match uid {
+            Some(0) => None,
+            _ => match clients.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    tokio::spawn(async move {
+                        let (_, mut w) = stream.into_split();
+                        let busy = Reply::Error {
+                            error: format!(
+                                "the daemon is busy: {MAX_CLIENTS} control connections open; try again"
+                            ),
+                        };
+                        let _ = write_line(&mut w, &busy).await;
+                    });
+                    continue;
+                }
+            },
         };
         let tx = tx.clone();
         let feed = feed.clone();
+        let monitors = monitors.clone();
         tokio::spawn(async move {
-            let _ = handle(stream, tx, feed).await;
-            drop(permit);
+            let _ = handle(stream, uid, permit, tx, feed, monitors).await;
         });
     }
 }
@@ -95,19 +177,42 @@ async fn write_line(
 ) -> io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
     line.push(b'\n');
-    w.write_all(&line).await
+    write_timed(w, &line).await
+}
+
+/// A write the client must take within [`WRITE_TIMEOUT`].
+async fn write_timed(w: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8]) -> io::Result<()> {
+    timeout(WRITE_TIMEOUT, w.write_all(bytes))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client takes no data"))?
 }
 
 async fn handle(
     stream: UnixStream,
+    uid: Option<u32>,
+    permit: Option<OwnedSemaphorePermit>,
     tx: RequestTx,
     feed: broadcast::Sender<String>,
+    monitors: Arc<Semaphore>,
 ) -> io::Result<()> {
-    let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r).take(MAX_REQUEST as u64 + 1);
     let mut raw = Vec::new();
-    r.read_until(b'\n', &mut raw).await?;
+    if timeout(REQUEST_TIMEOUT, r.read_until(b'\n', &mut raw))
+        .await
+        .is_err()
+    {
+        return write_line(
+            &mut w,
+            &Reply::Error {
+                error: format!(
+                    "no request within {} ms; closing",
+                    REQUEST_TIMEOUT.as_millis()
+                ),
+            },
+        )
+        .await;
+    }
     // not UTF-8: answered like any other request that is not a known one
     let line = String::from_utf8(raw)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -136,12 +241,23 @@ async fn handle(
     };
     let req = match req {
         WireRequest::Monitor => {
+            // a monitor is counted apart: it does not hold a request slot
+            drop(permit);
+            let Ok(_slot) = monitors.try_acquire_owned() else {
+                return write_line(
+                    &mut w,
+                    &Reply::Error {
+                        error: format!("{MAX_MONITORS} monitors already connected"),
+                    },
+                )
+                .await;
+            };
             let mut rx = feed.subscribe();
             loop {
                 match rx.recv().await {
-                    Ok(line) => {
-                        w.write_all(line.as_bytes()).await?;
-                        w.write_all(b"\n").await?;
+                    Ok(mut line) => {
+                        line.push('\n');
+                        write_timed(&mut w, line.as_bytes()).await?;
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         let note = serde_json::json!({"ts": crate::telemetry::rfc3339_now(), "kind": "alert", "id": "monitor-lagged", "object": "monitor", "message": format!("this monitor fell behind; {n} lines lost")});

@@ -186,7 +186,6 @@ impl Daemon {
             d.peer = Some(peering::PeerRuntime::new(
                 p,
                 &d.cfg.node.name,
-                unix_ms(),
                 Instant::now(),
             )?);
         }
@@ -1242,6 +1241,11 @@ impl Daemon {
                                 "outside-prefix": s.table.refused.outside_prefix,
                                 "over-limit": s.table.refused.over_limit,
                             },
+                            "rejected": crate::sync::session::REJECTED
+                                .all()
+                                .into_iter()
+                                .map(|(r, n)| (r.to_string(), serde_json::Value::from(n)))
+                                .collect::<serde_json::Map<_, _>>(),
                         })
                     }),
                     heartbeats: Some(serde_json::json!({
@@ -1376,6 +1380,14 @@ impl Daemon {
                     &[("reason", r.as_str())],
                     p.link.counters.dropped(r) as f64,
                 );
+            }
+            e.family(
+                "dagw_sync_rejected",
+                "counter",
+                "Sync connections or sessions refused, by reason",
+            );
+            for (r, n) in crate::sync::session::REJECTED.all() {
+                e.sample("dagw_sync_rejected_total", &[("reason", r)], n as f64);
             }
         }
         if let Some(s) = &self.sync {

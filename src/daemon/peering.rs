@@ -14,7 +14,7 @@ use crate::core::member::MemberHoldReason;
 use crate::core::peer::{self, LinkState, Mismatch, PeerChange, PeerMachine, PeerState, Role};
 use crate::peer::auth::{Key, Keyring};
 use crate::peer::codec::{GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
-use crate::peer::link::{DropReason, PeerLink};
+use crate::peer::link::{DropReason, PeerLink, random_epoch};
 use crate::telemetry::{Kind, Notice, ids};
 
 /// Counts a peer claims are bounded before use: no gateway holds more.
@@ -26,16 +26,23 @@ pub struct PeerRuntime {
     pub cfg: Peer,
     pub machine: PeerMachine,
     pub link: PeerLink,
+    /// The keys as last read from the key files (the link may have dropped
+    /// the previous one since): a reload re-keys only when these change.
+    configured_keys: Keyring,
     pub socket: Option<std::sync::Arc<tokio::net::UdpSocket>>,
     pub mismatches: Vec<Mismatch>,
-    drop_logged: [Option<Instant>; 7],
-    drop_suppressed: [u64; 7],
+    drop_logged: [Option<Instant>; DropReason::ALL.len()],
+    drop_suppressed: [u64; DropReason::ALL.len()],
+    /// When we last answered a `stale` packet at once (at most once an interval).
+    prompt_answered: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerSetupError {
     #[error("peer key: {0}")]
     Key(#[from] config::KeyFileError),
+    #[error("random epoch from /dev/urandom: {0}")]
+    Random(std::io::Error),
     #[error("heartbeat socket {addr}: {source}")]
     Socket {
         addr: SocketAddr,
@@ -53,9 +60,11 @@ pub fn keyring(cfg: &Peer) -> Result<Keyring, PeerSetupError> {
 }
 
 impl PeerRuntime {
-    pub fn new(cfg: &Peer, node: &str, epoch: u64, now: Instant) -> Result<Self, PeerSetupError> {
+    /// A relationship with a random epoch of ours (docs/protocol.md, "Freshness").
+    pub fn new(cfg: &Peer, node: &str, now: Instant) -> Result<Self, PeerSetupError> {
         let keys = keyring(cfg)?;
         let peer = SocketAddr::new(cfg.address, cfg.port);
+        let epoch = random_epoch().map_err(PeerSetupError::Random)?;
         Ok(PeerRuntime {
             cfg: cfg.clone(),
             machine: PeerMachine::new(
@@ -65,11 +74,13 @@ impl PeerRuntime {
                 cfg.priority.min(255) as u8,
                 now,
             ),
-            link: PeerLink::new(keys, peer, epoch),
+            configured_keys: keys.clone(),
+            link: PeerLink::new(keys, cfg.local, peer, node, epoch),
             socket: None,
             mismatches: Vec::new(),
-            drop_logged: [None; 7],
-            drop_suppressed: [0; 7],
+            drop_logged: [None; DropReason::ALL.len()],
+            drop_suppressed: [0; DropReason::ALL.len()],
+            prompt_answered: None,
         })
     }
 
@@ -157,7 +168,7 @@ impl Daemon {
     /// A reload: keys are re-read; a changed address or port starts the
     /// relationship afresh; other settings apply in place.
     pub(super) fn update_peer(&mut self, new: &crate::config::Config, now: Instant) {
-        let fresh = |p: &Peer, node: &str| PeerRuntime::new(p, node, super::unix_ms(), now);
+        let fresh = |p: &Peer, node: &str| PeerRuntime::new(p, node, now);
         match (&mut self.peer, &new.peer) {
             (_, None) => {
                 self.peer = None;
@@ -168,12 +179,14 @@ impl Daemon {
                     && rt.cfg.address == p.address
                     && rt.cfg.port == p.port =>
             {
+                let mut rekey = None;
                 match keyring(p) {
                     Ok(k) => {
-                        if let Some(s) = &self.sync {
-                            s.set_keys(k.clone());
+                        if !k.same_as(&rt.configured_keys) {
+                            rt.configured_keys = k.clone();
+                            rt.link.keys = k.clone();
+                            rekey = Some(k);
                         }
-                        rt.link.keys = k;
                     }
                     Err(e) => tracing::warn!("peer keys not re-read: {e}"),
                 }
@@ -181,6 +194,9 @@ impl Daemon {
                 rt.machine.multiplier = p.multiplier;
                 rt.machine.local_priority = p.priority.min(255) as u8;
                 rt.cfg = p.clone();
+                if let Some(k) = rekey {
+                    self.rekey_sync(k);
+                }
             }
             (_, Some(p)) => match fresh(p, &new.node.name) {
                 Ok(rt) => {
@@ -248,7 +264,6 @@ impl Daemon {
         let entries = self.local_entries();
         let degraded = self.gateways.iter().any(|g| g.last_error.is_some());
         let link_state = self.peer_link_state();
-        let name = self.cfg.node.name.clone();
         let Some(p) = self.peer.as_mut() else { return };
         let Some(sock) = p.socket.as_ref() else {
             return;
@@ -265,7 +280,6 @@ impl Daemon {
                 pages: pages as u16,
                 ..Default::default()
             };
-            let _ = hb.node.push_str(&name[..name.len().min(64)]);
             for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
                 let _ = hb.gateways.push(*e);
             }
@@ -283,10 +297,22 @@ impl Daemon {
                 if rtt.is_some() {
                     p.machine.rtt = rtt;
                 }
+                let retired = p.link.take_previous_retired();
                 let changes = p.machine.on_heartbeat(&hb, now);
+                if retired {
+                    self.previous_key_retired();
+                }
                 self.on_peer_changes(changes, now);
             }
             Err(reason) => {
+                if reason == DropReason::Stale
+                    && p.prompt_answered
+                        .is_none_or(|t| now.duration_since(t) >= p.cfg.interval)
+                {
+                    // the peer (re)started: our answer carries its proof
+                    p.prompt_answered = Some(now);
+                    self.heartbeat_now = true;
+                }
                 if let Some(suppressed) = p.should_log_drop(reason, now) {
                     let total = p.link.counters.dropped(reason);
                     let id = if reason == DropReason::BadMac {
@@ -307,6 +333,42 @@ impl Daemon {
                     );
                 }
             }
+        }
+    }
+
+    /// The peer authenticated with our current key: `previous_key_file` is
+    /// refused from now on (until a reload reads it again), on the sync
+    /// channel too, whose live session is re-keyed.
+    fn previous_key_retired(&mut self) {
+        let Some(p) = self.peer.as_ref() else { return };
+        let keys = p.link.keys.clone();
+        let file = p
+            .cfg
+            .previous_key_file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        self.emit(
+            Notice::new(
+                Kind::Alert,
+                ids::PEER_KEY_RETIRED,
+                p.cfg.address.to_string(),
+                format!(
+                    "the peer authenticated with the current key; the previous key ({file}) is refused from now on: remove previous_key_file"
+                ),
+            )
+            .with("previous_key_file", file.clone()),
+        );
+        self.rekey_sync(keys);
+    }
+
+    /// Give the sync channel new keys; a live session (keyed from the old
+    /// ones) ends, and the next one runs its handshake on the new keys.
+    fn rekey_sync(&mut self, keys: Keyring) {
+        if let Some(s) = self.sync.as_mut() {
+            s.set_keys(keys);
+            // dropping the sender ends the session (docs/sync.md, API)
+            s.outbound = None;
         }
     }
 
@@ -381,6 +443,9 @@ impl Daemon {
                     );
                     if let Some(p) = self.peer.as_mut() {
                         p.mismatches.clear();
+                        // nothing the peer sent before this may bring it back
+                        let next = random_epoch().unwrap_or(p.link.epoch().wrapping_add(1));
+                        p.link.restart(next);
                     }
                     self.apply_strict_holds(now);
                 }

@@ -6,17 +6,20 @@
 //!
 //! ```text
 //!  0  magic "DAGW"            4
-//!  4  version (1)             1
+//!  4  version (2)             1
 //!  5  type (1 = heartbeat)    1
-//!  6  header length (40)      2   newer versions may grow the header: skipped
+//!  6  header length (52)      2   newer versions may grow the header: skipped
 //!  8  total length            2   including the 32-byte MAC trailer
 //! 10  key id                  1   first byte of SHA-256(key): picks the key
 //! 11  gateway entry length    1   (32) newer versions may grow entries: skipped
-//! 12  epoch                   8   sender's boot epoch (ms since 1970, grows)
+//! 12  epoch                   8   sender's random per-relationship value
 //! 20  sequence                8   per epoch, strictly increasing
-//! 28  echo sequence           8   the last sequence received from the peer
-//! 36  echo hold (us)          4   how long we held it before this packet
-//! 40  body ...
+//! 28  echo epoch              8   the epoch of the last packet heard from the peer
+//! 36  echo sequence           8   its sequence
+//! 44  echo hold (us)          4   how long we held it before this packet
+//! 48  direction               1   1 sent by the lower address, 2 by the higher
+//! 49  reserved                3   sent as 0, ignored
+//! 52  body ...
 //!     node name: len u8 + bytes (<= 64)
 //!     priority u8, health u8, health reasons u32, peer-link u8
 //!     page u16, pages u16, gateway count u16, then count entries:
@@ -30,19 +33,26 @@
 use heapless::{String as HString, Vec as HVec};
 
 pub const MAGIC: &[u8; 4] = b"DAGW";
-pub const VERSION: u8 = 1;
+/// 2: sender-bound, echo of the peer's epoch (issue 11). 1 is refused.
+pub const VERSION: u8 = 2;
 pub const TYPE_HEARTBEAT: u8 = 1;
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 52;
 pub const ENTRY_LEN: usize = 32;
 pub const MAC_LEN: usize = 32;
 pub const MAX_NAME: usize = 64;
 /// Gateways per packet; more are sent as several pages per interval. 32 keeps
-/// a full page (header, name, 32 × 32-byte entries, MAC: ≤ 1175 bytes) inside
+/// a full page (header, name, 32 × 32-byte entries, MAC: ≤ 1186 bytes) inside
 /// one 1500-byte Ethernet frame with IP and UDP headers (no IP fragments),
 /// and its seal + admit cost under 2 µs (benches/heartbeat.rs).
 pub const MAX_ENTRIES: usize = 32;
+/// The largest datagram accepted: a full page plus 256 bytes of header growth
+/// and extensions (1443 bytes; with IPv6 and UDP headers still < 1500).
 pub const MAX_PACKET: usize =
     HEADER_LEN + 1 + MAX_NAME + 14 + MAX_ENTRIES * ENTRY_LEN + 256 + MAC_LEN;
+/// `direction`: sent by the side whose `[peer] local` is the lower address.
+pub const FROM_LOWER: u8 = 1;
+/// `direction`: sent by the side whose `[peer] local` is the higher address.
+pub const FROM_HIGHER: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GwEntry {
@@ -64,8 +74,12 @@ pub struct Heartbeat {
     pub key_id: u8,
     pub epoch: u64,
     pub seq: u64,
+    /// The peer's epoch, as heard in the packet echoed; 0 if none yet.
+    pub echo_epoch: u64,
     pub echo_seq: u64,
     pub echo_hold_us: u32,
+    /// [`FROM_LOWER`] or [`FROM_HIGHER`]: binds the packet to its sender.
+    pub direction: u8,
     pub node: HString<MAX_NAME>,
     pub priority: u8,
     /// 0 ok, 1 degraded.
@@ -177,8 +191,14 @@ pub fn decode(signed: &[u8]) -> Result<Heartbeat, DecodeError> {
     }
     hb.epoch = r.u64()?;
     hb.seq = r.u64()?;
+    hb.echo_epoch = r.u64()?;
     hb.echo_seq = r.u64()?;
     hb.echo_hold_us = r.u32()?;
+    hb.direction = r.u8()?;
+    if hb.direction != FROM_LOWER && hb.direction != FROM_HIGHER {
+        return Err(DecodeError::Range);
+    }
+    r.take(3)?; // reserved
     r.take(header_len - HEADER_LEN)?; // a newer, longer header
     let name_len = r.u8()? as usize;
     if name_len > MAX_NAME {
@@ -253,8 +273,10 @@ pub fn encode(hb: &Heartbeat, out: &mut [u8]) -> Option<usize> {
     w.put(&[hb.key_id, ENTRY_LEN as u8])?;
     w.put(&hb.epoch.to_be_bytes())?;
     w.put(&hb.seq.to_be_bytes())?;
+    w.put(&hb.echo_epoch.to_be_bytes())?;
     w.put(&hb.echo_seq.to_be_bytes())?;
     w.put(&hb.echo_hold_us.to_be_bytes())?;
+    w.put(&[hb.direction, 0, 0, 0])?;
     w.put(&[hb.node.len() as u8])?;
     w.put(hb.node.as_bytes())?;
     w.put(&[hb.priority, hb.health])?;
@@ -285,10 +307,12 @@ mod tests {
     pub(crate) fn sample() -> Heartbeat {
         let mut hb = Heartbeat {
             key_id: 0xab,
-            epoch: 1_700_000_000_000,
+            epoch: 0x1122_3344_5566_7788,
             seq: 7,
+            echo_epoch: 0x99aa_bbcc_ddee_ff01,
             echo_seq: 42,
             echo_hold_us: 3,
+            direction: FROM_LOWER,
             priority: 100,
             peer_link: 1,
             page: 0,
@@ -317,11 +341,13 @@ mod tests {
         let mut buf = [0u8; MAX_PACKET];
         let n = encode(&sample(), &mut buf).unwrap();
         let expected: &[u8] = &[
-            b'D', b'A', b'G', b'W', 1, 1, 0, 40, 0, 124, 0xab, 32, // header start
-            0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00, // epoch
+            b'D', b'A', b'G', b'W', 2, 1, 0, 52, 0, 136, 0xab, 32, // header start
+            0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // epoch
             0, 0, 0, 0, 0, 0, 0, 7, // seq
-            0, 0, 0, 0, 0, 0, 0, 42, // echo ts
+            0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01, // echo epoch
+            0, 0, 0, 0, 0, 0, 0, 42, // echo seq
             0, 0, 0, 3, // echo hold
+            1, 0, 0, 0, // direction, reserved
             6, b'l', b'e', b'a', b'f', b'1', b'a', // name
             100, 0, 0, 0, 0, 0, 1, // priority, health, reasons, peer-link
             0, 0, 0, 1, 0, 1, // page, pages, count
@@ -329,8 +355,18 @@ mod tests {
             0, 0, 0x03, 0xe8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 120, 0, 0, 0, 40,
         ];
         assert_eq!(&buf[..n], expected);
-        assert_eq!(n + MAC_LEN, 124);
+        assert_eq!(n + MAC_LEN, 136);
         assert_eq!(decode(&buf[..n]).unwrap(), sample());
+        // the test vector of docs/protocol.md
+        let tag = crate::peer::auth::Key::new(b"0123456789abcdef".to_vec()).sign(&buf[..n]);
+        assert_eq!(
+            tag,
+            [
+                0x52, 0x5f, 0xca, 0xcf, 0x1d, 0xe7, 0xd0, 0x0c, 0x28, 0x29, 0xe1, 0x48, 0x29, 0xb2,
+                0xc4, 0x5b, 0xe8, 0xd9, 0x71, 0x60, 0x2b, 0x82, 0x2f, 0x92, 0x8a, 0x28, 0x19, 0xfc,
+                0x09, 0x9a, 0x06, 0xe0
+            ]
+        );
     }
 
     #[test]
@@ -349,8 +385,44 @@ mod tests {
     fn a_newer_version_is_reported() {
         let mut buf = [0u8; MAX_PACKET];
         let n = encode(&sample(), &mut buf).unwrap();
-        buf[4] = 2;
-        assert_eq!(decode(&buf[..n]), Err(DecodeError::Version(2)));
+        buf[4] = 3;
+        assert_eq!(decode(&buf[..n]), Err(DecodeError::Version(3)));
+        buf[4] = 1;
+        assert_eq!(
+            decode(&buf[..n]),
+            Err(DecodeError::Version(1)),
+            "version 1 carried no sender or echo epoch: refused"
+        );
+    }
+
+    #[test]
+    fn a_direction_other_than_1_or_2_is_malformed() {
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&sample(), &mut buf).unwrap();
+        for bad in [0u8, 3, 255] {
+            buf[48] = bad;
+            assert_eq!(decode(&buf[..n]), Err(DecodeError::Range));
+        }
+    }
+
+    #[test]
+    fn a_full_page_fits_one_ethernet_frame() {
+        let mut hb = sample();
+        hb.node.clear();
+        hb.node.push_str(&"n".repeat(MAX_NAME)).unwrap();
+        while hb
+            .gateways
+            .push(GwEntry {
+                kind: 1,
+                ..Default::default()
+            })
+            .is_ok()
+        {}
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&hb, &mut buf).unwrap() + MAC_LEN;
+        assert_eq!(n, 1186);
+        assert!(n + 40 + 8 <= 1500 && MAX_PACKET + 40 + 8 <= 1500);
+        assert_eq!(MAX_PACKET, 1443);
     }
 
     fn arb_entry() -> impl Strategy<Value = GwEntry> {
@@ -379,9 +451,11 @@ mod tests {
         fn encode_decode_round_trip(
             name in "[a-z0-9-]{0,64}",
             nums in any::<(u64, u64, u64, u32, u8, u8, u32, u8)>(),
+            echo_epoch in any::<u64>(),
+            direction in 1u8..=2,
             entries in proptest::collection::vec(arb_entry(), 0..MAX_ENTRIES),
         ) {
-            let mut hb = Heartbeat { epoch: nums.0, seq: nums.1, echo_seq: nums.2, echo_hold_us: nums.3,
+            let mut hb = Heartbeat { epoch: nums.0, seq: nums.1, echo_epoch, echo_seq: nums.2, echo_hold_us: nums.3, direction,
                 priority: nums.4, health: nums.5, health_reasons: nums.6, peer_link: nums.7, page: 0, pages: 1, ..Default::default() };
             hb.node.push_str(&name).unwrap();
             for e in entries { hb.gateways.push(e).unwrap(); }
@@ -399,7 +473,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_packets_never_panic(pos in 0usize..127, val in any::<u8>()) {
+        fn mutated_packets_never_panic(pos in 0usize..139, val in any::<u8>()) {
             let mut buf = [0u8; MAX_PACKET];
             let n = encode(&sample(), &mut buf).unwrap();
             buf[pos % n] = val;

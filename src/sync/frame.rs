@@ -208,6 +208,8 @@ impl FrameWriter {
 #[derive(Debug, Clone)]
 enum Poison {
     Auth,
+    Length(usize),
+    Sequence { got: u64, expected: u64 },
     Frame(String),
 }
 
@@ -215,6 +217,11 @@ impl Poison {
     fn error(&self) -> SyncError {
         match self {
             Poison::Auth => SyncError::Auth("frame tag does not verify"),
+            Poison::Length(n) => SyncError::FrameLength(*n),
+            Poison::Sequence { got, expected } => SyncError::Sequence {
+                got: *got,
+                expected: *expected,
+            },
             Poison::Frame(s) => SyncError::Frame(s.clone()),
         }
     }
@@ -301,7 +308,7 @@ impl FrameReader {
         }
         let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
         if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
-            return Err(Poison::Frame(format!("frame length {len}")));
+            return Err(Poison::Length(len));
         }
         if avail.len() < 4 + len {
             return Ok(None);
@@ -318,10 +325,10 @@ impl FrameReader {
         seq.copy_from_slice(&signed[1..9]);
         let seq = u64::from_be_bytes(seq);
         if seq != self.seq {
-            return Err(Poison::Frame(format!(
-                "sequence {seq}, expected {}",
-                self.seq
-            )));
+            return Err(Poison::Sequence {
+                got: seq,
+                expected: self.seq,
+            });
         }
         let frame = parse(ty, &signed[9..]).map_err(Poison::Frame)?;
         self.seq += 1;
@@ -560,17 +567,29 @@ mod tests {
         r.feed(&frames[0]);
         r.feed(&frames[0]);
         assert_eq!(r.next().unwrap(), Some(Frame::Keepalive));
-        assert!(matches!(r.next(), Err(SyncError::Frame(_))));
+        assert!(matches!(
+            r.next(),
+            Err(SyncError::Sequence {
+                got: 1,
+                expected: 2
+            })
+        ));
         // a gap
         let mut r = FrameReader::new(&K1);
         r.feed(&frames[0]);
         r.feed(&frames[2]);
         assert_eq!(r.next().unwrap(), Some(Frame::Keepalive));
-        assert!(matches!(r.next(), Err(SyncError::Frame(_))));
+        assert!(matches!(
+            r.next(),
+            Err(SyncError::Sequence {
+                got: 3,
+                expected: 2
+            })
+        ));
         // not starting at 1
         let mut r = FrameReader::new(&K1);
         r.feed(&frames[1]);
-        assert!(matches!(r.next(), Err(SyncError::Frame(_))));
+        assert!(matches!(r.next(), Err(SyncError::Sequence { .. })));
     }
 
     #[test]
@@ -578,7 +597,10 @@ mod tests {
         for len in [0u32, 24, 65537, u32::MAX] {
             let mut r = FrameReader::new(&K1);
             r.feed(&len.to_be_bytes());
-            assert!(matches!(r.next(), Err(SyncError::Frame(_))), "{len}");
+            assert!(
+                matches!(r.next(), Err(SyncError::FrameLength(n)) if n == len as usize),
+                "{len}"
+            );
         }
         // the largest legal length just waits for its bytes
         let mut r = FrameReader::new(&K1);

@@ -81,8 +81,9 @@ pub struct Established {
     pub peer_name: String,
     /// The id of the key the session keys derive from.
     pub key_id: u8,
-    tx: [u8; 32],
-    rx: [u8; 32],
+    /// Session keys, wiped when dropped.
+    tx: zeroize::Zeroizing<[u8; 32]>,
+    rx: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Established {
@@ -376,8 +377,8 @@ impl Handshake {
         self.result = Some(Established {
             peer_name: peer.name.clone(),
             key_id: key.id,
-            tx,
-            rx,
+            tx: tx.into(),
+            rx: rx.into(),
         });
         self.state = State::Done;
         Ok(())

@@ -63,8 +63,39 @@ pub enum SyncError {
     Auth(&'static str),
     #[error("sync channel framing: {0}")]
     Frame(String),
+    #[error("sync channel framing: frame length {0} out of bounds ({min} ..= {max})", min = frame::MIN_FRAME, max = frame::MAX_FRAME)]
+    FrameLength(usize),
+    #[error("sync channel framing: sequence {got}, expected {expected}")]
+    Sequence { got: u64, expected: u64 },
     #[error("sync channel protocol: {0}")]
     Protocol(String),
     #[error("sync channel closed: {0}")]
     Closed(&'static str),
+}
+
+impl SyncError {
+    /// Why the peer's input was refused, for the counters
+    /// (`peer.sync.rejected` in the status); None when the session ended
+    /// without a refusal (closed, a timeout, a socket error).
+    pub fn rejection(&self) -> Option<&'static str> {
+        match self {
+            SyncError::Auth(_) => Some("auth-failed"),
+            SyncError::FrameLength(n) if *n > frame::MAX_FRAME => Some("oversized"),
+            SyncError::FrameLength(_) | SyncError::Frame(_) => Some("malformed"),
+            SyncError::Sequence { .. } => Some("out-of-order"),
+            SyncError::Protocol(_) => Some("protocol"),
+            SyncError::Timeout("handshake") => Some("handshake-timeout"),
+            SyncError::Io(_) | SyncError::Timeout(_) | SyncError::Closed(_) => None,
+        }
+    }
+
+    /// Every reason [`SyncError::rejection`] gives.
+    pub const REJECTIONS: [&'static str; 6] = [
+        "auth-failed",
+        "malformed",
+        "oversized",
+        "out-of-order",
+        "protocol",
+        "handshake-timeout",
+    ];
 }

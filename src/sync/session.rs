@@ -87,6 +87,9 @@ pub async fn run_session(
     inbound: mpsc::Sender<Inbound>,
 ) -> Result<(), SyncError> {
     let result = session(stream, role, keyring, &node, &mut outbound, &inbound).await;
+    if let Err(e) = &result {
+        REJECTED.note(e);
+    }
     let reason = match &result {
         Ok(()) => "closed locally".to_owned(),
         Err(e) => e.to_string(),
@@ -296,14 +299,90 @@ pub async fn connect(peer: SocketAddr, local: IpAddr) -> io::Result<TcpStream> {
 }
 
 /// Accept the next connection from `peer`; connections from any other
-/// address are closed at once (and logged).
+/// address are closed at once, and logged at most once per
+/// [`STRANGER_LOG_PERIOD`] with the number not logged.
+///
+/// The caller runs one session at a time: the listener serves one handshake
+/// (from the one accepted source) at a time, and connections that arrive
+/// meanwhile wait in the listen backlog (4) until this is called again.
 pub async fn accept_from(listener: &TcpListener, peer: IpAddr) -> io::Result<TcpStream> {
     loop {
         let (stream, from) = listener.accept().await?;
         if from.ip() == peer {
             return Ok(stream);
         }
-        tracing::warn!(%from, "sync connection from a stranger refused");
+        drop(stream);
+        STRANGERS.note(from);
+    }
+}
+
+/// What the peer sent that ended a session, counted by reason since start
+/// ([`SyncError::rejection`]; `wrong-source` for refused strangers).
+pub struct Rejections {
+    counts: [std::sync::atomic::AtomicU64; SyncError::REJECTIONS.len()],
+}
+
+pub static REJECTED: Rejections = Rejections {
+    counts: [const { std::sync::atomic::AtomicU64::new(0) }; SyncError::REJECTIONS.len()],
+};
+
+impl Rejections {
+    fn note(&self, e: &SyncError) {
+        if let Some(i) = e
+            .rejection()
+            .and_then(|r| SyncError::REJECTIONS.iter().position(|x| *x == r))
+        {
+            self.counts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `(reason, count)` for every reason, `wrong-source` last.
+    pub fn all(&self) -> Vec<(&'static str, u64)> {
+        SyncError::REJECTIONS
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, c)| (*r, c.load(std::sync::atomic::Ordering::Relaxed)))
+            .chain(std::iter::once(("wrong-source", STRANGERS.refused())))
+            .collect()
+    }
+}
+
+/// At most one log line per this period about refused strangers.
+pub const STRANGER_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// Refused sync connections: counted, logged rate-limited.
+pub struct Strangers {
+    refused: std::sync::atomic::AtomicU64,
+    logged: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+pub static STRANGERS: Strangers = Strangers {
+    refused: std::sync::atomic::AtomicU64::new(0),
+    logged: std::sync::Mutex::new((None, 0)),
+};
+
+impl Strangers {
+    fn note(&self, from: SocketAddr) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(mut l) = self.logged.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if l.0
+            .is_none_or(|t| now.duration_since(t) >= STRANGER_LOG_PERIOD)
+        {
+            let suppressed = std::mem::take(&mut l.1);
+            l.0 = Some(now);
+            tracing::warn!(%from, suppressed, "sync connection from a stranger refused");
+        } else {
+            l.1 += 1;
+        }
+    }
+
+    /// Connections refused since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

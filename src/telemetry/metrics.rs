@@ -21,9 +21,17 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 pub async fn serve(listener: TcpListener, tx: RequestTx) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    let mut backoff = crate::control::AcceptBackoff::default();
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let mut stream = match listener.accept().await {
+            Ok((s, _)) => {
+                backoff.succeeded();
+                s
+            }
+            Err(e) => {
+                backoff.failed("metrics endpoint", &e).await;
+                continue;
+            }
         };
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;

@@ -44,6 +44,7 @@ pub mod ids {
     pub const PEER_DOWN: &str = "peer-down";
     pub const PEER_AUTH_FAILED: &str = "peer-auth-failed";
     pub const PEER_PACKET_DROPPED: &str = "peer-packet-dropped";
+    pub const PEER_KEY_RETIRED: &str = "peer-key-retired";
     pub const PEER_MISMATCH: &str = "peer-mismatch";
     pub const PEER_CONSISTENT: &str = "peer-consistent";
     pub const ROLE: &str = "role";

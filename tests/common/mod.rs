@@ -337,13 +337,28 @@ impl Daemon {
     }
 
     pub fn spawn_nowait(ns: &Netns, work: Arc<Workdir>) -> Daemon {
+        Daemon::spawn_wrapped_nowait(ns, work, &[])
+    }
+
+    /// Start a daemon on an existing work directory, its command line
+    /// prefixed with `wrapper` (e.g. `setpriv ...` to run it under the
+    /// unit's restrictions); returns once `status` answers.
+    pub fn spawn_wrapped(ns: &Netns, work: Arc<Workdir>, wrapper: &[&str]) -> Daemon {
+        let d = Daemon::spawn_wrapped_nowait(ns, work, wrapper);
+        d.wait_ready();
+        d
+    }
+
+    fn spawn_wrapped_nowait(ns: &Netns, work: Arc<Workdir>, wrapper: &[&str]) -> Daemon {
         let log = File::options()
             .create(true)
             .append(true)
             .open(work.log())
             .expect("log file");
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.name, DAGW, "run", "-c"])
+        cmd.args(["netns", "exec", &ns.name])
+            .args(wrapper)
+            .args([DAGW, "run", "-c"])
             .arg(work.config());
         // a test simulates a reboot with a boot id of its own
         let boot_id = work.path().join("boot_id");
