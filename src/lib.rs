@@ -12,3 +12,4 @@ pub mod status;
 pub mod sync;
 pub mod sys;
 pub mod telemetry;
+pub mod vrp;
