@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use dagw::config::{self, LoadFailure};
 use dagw::control::client::{self, ClientError};
@@ -27,16 +27,19 @@ struct Cli {
 enum Cmd {
     /// Run the daemon in the foreground.
     Run {
+        /// Configuration file.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate a configuration file offline.
     Check {
+        /// Configuration file.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Show the running daemon's state.
     Status {
+        /// Print JSON (the format of DESIGN.md section 5) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +47,7 @@ enum Cmd {
     Reload,
     /// Stream state changes and alerts.
     Monitor {
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
@@ -58,6 +62,9 @@ enum Cmd {
     /// maps is malformed or the file cannot be read.
     #[command(name = "import-vrp")]
     ImportVrp(ImportVrpArgs),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(name = "generate-assets", hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -115,6 +122,7 @@ fn main() -> ExitCode {
         Cmd::Reload => reload(&client_socket(&cli.socket)),
         Cmd::Monitor { json } => monitor(&client_socket(&cli.socket), json),
         Cmd::ImportVrp(args) => import_vrp(args),
+        Cmd::GenerateAssets { dir } => generate_assets(&dir),
     }
 }
 
@@ -321,5 +329,20 @@ fn import_vrp(args: ImportVrpArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         printed
+    }
+}
+
+fn generate_assets(dir: &Path) -> ExitCode {
+    match dagw::assets::write_all(dir, Cli::command(), version()) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dagw: cannot write the assets to {}: {e}", dir.display());
+            ExitCode::from(1)
+        }
     }
 }
