@@ -1116,6 +1116,7 @@ impl Daemon {
                 );
             }
         }
+        crate::telemetry::metrics::status_families(&mut e, &st);
         e.finish()
     }
 
