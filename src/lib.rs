@@ -2,6 +2,7 @@
 // Unsafe code is denied everywhere but in `sys`, which says why it needs it.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "assets")]
 pub mod assets;
 pub mod config;
 pub mod control;

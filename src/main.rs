@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+#[cfg(feature = "assets")]
+use clap::CommandFactory;
+use clap::{Parser, Subcommand};
 
 use dagw::config::{self, LoadFailure};
 use dagw::control::client::{self, ClientError};
@@ -63,6 +65,7 @@ enum Cmd {
     #[command(name = "import-vrp")]
     ImportVrp(ImportVrpArgs),
     /// Write the man pages and shell completions into DIR (for packaging).
+    #[cfg(feature = "assets")]
     #[command(name = "generate-assets", hide = true)]
     GenerateAssets { dir: PathBuf },
 }
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Cmd::Reload => reload(&client_socket(&cli.socket)),
         Cmd::Monitor { json } => monitor(&client_socket(&cli.socket), json),
         Cmd::ImportVrp(args) => import_vrp(args),
+        #[cfg(feature = "assets")]
         Cmd::GenerateAssets { dir } => generate_assets(&dir),
     }
 }
@@ -332,6 +336,7 @@ fn import_vrp(args: ImportVrpArgs) -> ExitCode {
     }
 }
 
+#[cfg(feature = "assets")]
 fn generate_assets(dir: &Path) -> ExitCode {
     match dagw::assets::write_all(dir, Cli::command(), version()) {
         Ok(files) => {
