@@ -3,7 +3,7 @@
 #
 #   bash packaging/build-deb.sh                              # this machine's arch (glibc)
 #   bash packaging/build-deb.sh x86_64-unknown-linux-musl    # static binary inside
-#   bash packaging/build-deb.sh aarch64-unknown-linux-musl   # arm64 switches (see README)
+#   bash packaging/build-deb.sh aarch64-unknown-linux-musl   # arm64 switches, linked by rust-lld
 #
 # 1. builds the stripped release binary (for TARGET when given);
 # 2. generates the man pages and completions from the clap definitions and
@@ -28,6 +28,22 @@ command -v cargo-deb >/dev/null || {
     echo "build-deb: cargo-deb is missing: cargo install cargo-deb" >&2
     exit 1
 }
+
+# A musl target of another CPU links with the toolchain's own rust-lld and the
+# target's self-contained musl C library: no cross compiler, no container
+# (cross needs docker). Only when nothing else is configured for the target.
+if [[ $target == *-unknown-linux-musl && $target != "$(uname -m)"-* ]]; then
+    var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")
+    linker_var=${var}_LINKER
+    if [[ -z ${!linker_var:-} ]]; then
+        lld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/rust-lld"
+        [[ -x $lld ]] || {
+            echo "build-deb: no linker for $target: $lld is missing; set $linker_var" >&2
+            exit 1
+        }
+        export "$linker_var=$lld" "${var}_RUSTFLAGS=-Clinker-flavor=ld.lld"
+    fi
+fi
 
 if [[ -z ${DEB_SKIP_BUILD:-} ]]; then
     echo "== cargo build --release ${target_args[*]}" >&2

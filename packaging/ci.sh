@@ -13,7 +13,9 @@
 #      and three completions; the conffile passes `dagw check`; lintian reports
 #      no error (its overrides, each explained, ship in the package:
 #      packaging/lintian-overrides);
-#      `man -l` renders both pages without warnings.
+#      `man -l` renders both pages without warnings;
+#   5. the same for arm64 (aarch64 musl, linked by rust-lld; ARTIFACTS_ARM64=0
+#      skips it), its binary run under qemu-aarch64 when installed.
 #
 # Prints one line per check and the time taken; exits non-zero on the first failure.
 set -euo pipefail
@@ -29,6 +31,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v lintian >/dev/null || need+=(lintian)
 command -v file >/dev/null || need+=(file)
 command -v man >/dev/null || need+=(man-db)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 if [[ ${#need[@]} -gt 0 ]]; then
     echo "== installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -78,42 +81,76 @@ if [[ ${ARTIFACTS_DEMO:-0} == 1 ]]; then
     ok "lab demo on the static binary"
 fi
 
+# check_deb DEB ARCH [RUNNER]: contents, conffile, unit, maintainer scripts,
+# lintian; RUNNER runs the packaged binary (qemu-aarch64 for arm64).
+check_deb() {
+    local deb=$1 arch=$2 runner=${3:-}
+    local contents root lint path
+    contents=$(dpkg-deb -c "$deb")
+    for path in ./usr/sbin/dagw ./usr/lib/systemd/system/dagw.service ./etc/dagw/dagw.toml \
+        ./usr/share/man/man8/dagw.8.gz ./usr/share/man/man5/dagw.toml.5.gz \
+        ./usr/share/bash-completion/completions/dagw ./usr/share/zsh/vendor-completions/_dagw \
+        ./usr/share/fish/vendor_completions.d/dagw.fish; do
+        grep -q " $path\$" <<<"$contents" || die "$path not in $deb"
+    done
+    ok "dpkg-deb -c: binary, unit, conffile, 2 man pages, 3 completions"
+    [[ $(dpkg-deb -f "$deb" Architecture) == "$arch" ]] || die "architecture $(dpkg-deb -f "$deb" Architecture), wanted $arch"
+    root=$(mktemp -d)
+    dpkg-deb -x "$deb" "$root"
+    dpkg-deb -e "$deb" "$root/DEBIAN"
+    grep -qx /etc/dagw/dagw.toml "$root/DEBIAN/conffiles" || die "dagw.toml is not a conffile"
+    grep -q 'ExecStart=/usr/sbin/dagw run' "$root/usr/lib/systemd/system/dagw.service" || die "unit's ExecStart"
+    # Never started on install: the only invoke is a try-restart on upgrade,
+    # the only enable re-creates links of a unit that was enabled before.
+    if grep -E 'deb-systemd-invoke' "$root/DEBIAN/postinst" | grep -qv 'try-restart'; then
+        die "postinst starts the service"
+    fi
+    if grep -E 'deb-systemd-helper enable' "$root/DEBIAN/postinst" >/dev/null &&
+        ! grep -q 'was-enabled' "$root/DEBIAN/postinst"; then
+        die "postinst enables the service"
+    fi
+    grep -q 'daemon-reload' "$root/DEBIAN/postinst" || die "postinst does not reload systemd"
+    ok "architecture $arch, conffile, unit path, postinst reloads systemd and never starts dagw"
+    if [[ $arch == "$(dpkg --print-architecture)" || -n $runner ]]; then
+        $runner "$root/usr/sbin/dagw" check -c "$root/etc/dagw/dagw.toml" >/dev/null 2>&1 ||
+            die "dagw check refuses the conffile"
+        ok "dagw check accepts the conffile ${runner:+(under $runner)}"
+    fi
+    lint=$(lintian "$deb" 2>&1 | grep -v 'running with root privileges' || true)
+    if grep -q '^E:' <<<"$lint"; then
+        echo "$lint" >&2
+        die "lintian errors"
+    fi
+    ok "lintian: $(grep -c '^E:' <<<"$lint" || true) errors, $(grep -c '^W:' <<<"$lint" || true) warnings"
+    [[ -z $lint ]] || echo "$lint" | sed 's/^/      /'
+    for page in usr/share/man/man8/dagw.8.gz usr/share/man/man5/dagw.toml.5.gz; do
+        warnings=$(MANWIDTH=80 man --warnings -l "$root/$page" 2>&1 >/dev/null)
+        [[ -z $warnings ]] || die "man -l $page: $warnings"
+        lines=$(MANWIDTH=80 man -l "$root/$page" 2>/dev/null | wc -l)
+        ((lines > 20)) || die "man -l $page rendered $lines lines"
+        ok "man -l $page: $lines lines"
+    done
+    rm -rf "$root"
+}
+
 echo "== 4. Debian package $deb"
-contents=$(dpkg-deb -c "$deb")
-for path in ./usr/sbin/dagw ./usr/lib/systemd/system/dagw.service ./etc/dagw/dagw.toml \
-    ./usr/share/man/man8/dagw.8.gz ./usr/share/man/man5/dagw.toml.5.gz \
-    ./usr/share/bash-completion/completions/dagw ./usr/share/zsh/vendor-completions/_dagw \
-    ./usr/share/fish/vendor_completions.d/dagw.fish; do
-    grep -q " $path\$" <<<"$contents" || die "$path not in the package"
-done
-ok "dpkg-deb -c: binary, unit, conffile, 2 man pages, 3 completions"
-[[ $(dpkg-deb -f "$deb" Architecture) == amd64 ]] || die "architecture $(dpkg-deb -f "$deb" Architecture)"
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-dpkg-deb -x "$deb" "$root"
-dpkg-deb -e "$deb" "$root/DEBIAN"
-grep -qx /etc/dagw/dagw.toml "$root/DEBIAN/conffiles" || die "dagw.toml is not a conffile"
-grep -q 'ExecStart=/usr/sbin/dagw run' "$root/usr/lib/systemd/system/dagw.service" || die "unit's ExecStart"
-# The package never starts or enables dagw on a fresh install: the only
-# enable is conditional on was-enabled, the only invoke is try-restart on upgrade.
-if grep -E 'deb-systemd-invoke' "$root/DEBIAN/postinst" | grep -qv 'try-restart'; then
-    die "postinst starts the service"
+check_deb "$deb" amd64
+
+if [[ ${ARTIFACTS_ARM64:-1} == 1 ]]; then
+    arm=aarch64-unknown-linux-musl
+    echo "== 5. arm64: static $arm binary and package (linked by rust-lld)"
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$arm"; then
+        timeout 300 rustup target add "$arm"
+    fi
+    armdeb=$(bash packaging/build-deb.sh "$arm")
+    armbin=target/$arm/release/dagw
+    file -b "$armbin" | grep -q 'ARM aarch64.*statically linked' || die "not a static aarch64 binary: $(file -b "$armbin")"
+    size=$(stat -c %s "$armbin")
+    ((size < 5 * 1024 * 1024)) || die "arm64 binary is $size bytes (limit 5 MB)"
+    ok "static aarch64, $size bytes"
+    runner=""
+    command -v qemu-aarch64 >/dev/null && runner=qemu-aarch64
+    check_deb "$armdeb" arm64 "$runner"
 fi
-ok "conffile, unit path, postinst never starts dagw"
-"$root/usr/sbin/dagw" check -c "$root/etc/dagw/dagw.toml" >/dev/null 2>&1 || die "dagw check refuses the conffile"
-ok "dagw check accepts the conffile"
-lint=$(lintian "$deb" 2>&1 | grep -v 'running with root privileges' || true)
-if grep -q '^E:' <<<"$lint"; then
-    echo "$lint" >&2
-    die "lintian errors"
-fi
-ok "lintian: $(grep -c '^E:' <<<"$lint" || true) errors, $(grep -c '^W:' <<<"$lint" || true) warnings"
-[[ -n $lint ]] && echo "$lint" | sed 's/^/      /'
-for page in usr/share/man/man8/dagw.8.gz usr/share/man/man5/dagw.toml.5.gz; do
-    warnings=$(MANWIDTH=80 man --warnings -l "$root/$page" 2>&1 >/dev/null)
-    [[ -z $warnings ]] || die "man -l $page: $warnings"
-    lines=$(MANWIDTH=80 man -l "$root/$page" 2>/dev/null | wc -l)
-    ((lines > 20)) || die "man -l $page rendered $lines lines"
-    ok "man -l $page: $lines lines"
-done
+
 echo "release artifacts: ok in $((SECONDS - start)) s"
