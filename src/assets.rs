@@ -164,7 +164,20 @@ pub fn config_man_page(version: &str) -> String {
             key_entry(&mut r, d);
         }
     }
-    let pending: Vec<&KeyDoc> = KEYS.iter().filter(|d| d.status == Status::NotYet).collect();
+    // Grouped by table: a table's own entry, then its keys, in SECTIONS order.
+    let table_of = |d: &KeyDoc| {
+        if d.section.is_empty() {
+            d.key
+        } else {
+            d.section
+        }
+    };
+    let order = |d: &KeyDoc| {
+        let table = SECTIONS.iter().position(|(s, _)| *s == table_of(d));
+        (table.unwrap_or(usize::MAX), !d.section.is_empty())
+    };
+    let mut pending: Vec<&KeyDoc> = KEYS.iter().filter(|d| d.status == Status::NotYet).collect();
+    pending.sort_by_key(|d| order(d));
     if !pending.is_empty() {
         r.control("SH", ["CONTRACT KEYS NOT YET ACCEPTED BY THIS BUILD"])
             .text([roman(
