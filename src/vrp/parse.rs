@@ -168,6 +168,9 @@ struct Parser {
     block_indented: bool,
     /// What the current unmapped view is, for messages.
     other_name: String,
+    /// The unmapped view was opened by an arbitrary command at the margin,
+    /// not a view command: only lines indented under it belong to it.
+    soft_view: bool,
 }
 
 /// Parses VRP text. Never panics; every line that is not structure (`#`,
@@ -184,6 +187,7 @@ pub fn parse(text: &str) -> (Vrp, Vec<Finding>) {
         view_indent: 0,
         block_indented: false,
         other_name: String::new(),
+        soft_view: false,
     };
     if text.len() > MAX_INPUT_BYTES {
         p.findings.push(
@@ -285,6 +289,7 @@ impl Parser {
     }
 
     fn open(&mut self, view: View, indent: usize) {
+        self.soft_view = false;
         self.view = view;
         self.view_indent = indent;
         self.block_indented = false;
@@ -310,7 +315,7 @@ impl Parser {
         if self.view != View::None {
             if indent > self.view_indent {
                 self.block_indented = true;
-            } else if self.block_indented {
+            } else if self.block_indented || self.soft_view {
                 self.view = View::None;
             }
         }
@@ -366,6 +371,7 @@ impl Parser {
         self.note(no, "not mapped".into(), t);
         self.other_name = t.chars().take(60).collect();
         self.open(View::Other, indent);
+        self.soft_view = true;
     }
 
     fn interface(&mut self, no: usize, t: &str, rest: &[&str], indent: usize) {

@@ -377,3 +377,12 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn unmapped_commands_at_the_margin_do_not_swallow_the_next_ones() {
+    let text = "vlan batch 10\nstp mode rstp\n bpdu-protection\nsysname leaf9\n";
+    let imp = import(text, &opts());
+    assert_eq!(finding_at(&imp, 2).message, "not mapped");
+    assert!(finding_at(&imp, 3).message.contains("stp mode rstp"));
+    assert!(parsed(&imp.toml).node.name == "leaf9");
+}
