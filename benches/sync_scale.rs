@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::{Ns, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
+use common::{Ns, Sysctls, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -62,47 +62,33 @@ const LATENCY_ENTRIES: usize = 1000;
 const TARGET_RATIO: f64 = 1.5;
 const TARGET_RSS_MB: f64 = 16.0;
 
-/// Sysctls changed for the run, restored on drop (also on panic).
-struct Sysctls(Vec<(PathBuf, String)>);
-impl Sysctls {
-    fn raise_gc(limit: usize) -> Sysctls {
-        let mut saved = Vec::new();
-        for fam in ["ipv4", "ipv6"] {
-            // thresh3 first: the kernel wants 1 <= 2 <= 3 only loosely, but
-            // raising from the top keeps every intermediate state sane
-            for t in ["gc_thresh3", "gc_thresh2", "gc_thresh1"] {
-                let p = PathBuf::from(format!("/proc/sys/net/{fam}/neigh/default/{t}"));
-                let old = std::fs::read_to_string(&p).unwrap().trim().to_string();
-                std::fs::write(&p, format!("{limit}\n")).unwrap();
-                saved.push((p, old));
-            }
-        }
-        Sysctls(saved)
-    }
-}
-impl Drop for Sysctls {
-    fn drop(&mut self) {
-        for (p, v) in self.0.iter().rev() {
-            let _ = std::fs::write(p, format!("{v}\n"));
-        }
-    }
+/// 198.18.0.0/15 shared by g gateways: each gets the largest power-of-two
+/// block that fits (a /23 each for 256, a /27 each for 4094), so that the
+/// peer's entries are inside their gateway's prefix (dagw admits no other).
+fn v4_block(g: usize) -> u32 {
+    let per = 131_072 / g.max(1) as u32;
+    1 << (31 - per.leading_zeros())
 }
 
-fn v4_gateway(i: usize) -> Ipv4Addr {
-    // 198.18.0.0/15 in /28s, gateway .1 of each (as gateway_scale)
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i as u32) * 16 + 1)
+fn v4_len(g: usize) -> u32 {
+    32 - v4_block(g).trailing_zeros()
+}
+
+/// Gateway i's own address: .1 of its block.
+fn v4_gateway(i: usize, g: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i as u32 - 1) * v4_block(g) + 1)
 }
 
 /// Entry k of a table over g gateways: (gateway 1..=g, ip, mac). Even k are
-/// IPv4 (198.19.0.0/16 onwards, wrapping inside 198.18.0.0/15), odd k IPv6
-/// (inside the gateway's 2001:db8:K::/64).
+/// IPv4 (inside the gateway's block of 198.18.0.0/15), odd k IPv6 (inside
+/// the gateway's 2001:db8:K::/64).
 fn entry(k: usize, g: usize) -> (usize, IpAddr, [u8; 6]) {
     let gw = k % g + 1;
     let ip = if k.is_multiple_of(2) {
-        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
-        IpAddr::V4(Ipv4Addr::from(
-            base + ((65536 + 2 + (k / 2) as u32) % 131072),
-        ))
+        // hosts .2 .. block-2 of the gateway's block
+        let hosts = v4_block(g) - 3;
+        let m = (k / g) as u32 % hosts;
+        IpAddr::V4(Ipv4Addr::from(u32::from(v4_gateway(gw, g)) + 1 + m))
     } else {
         IpAddr::V6(Ipv6Addr::new(
             0x2001,
@@ -150,7 +136,7 @@ fn gateway_script(g: usize) -> String {
         );
         let _ = writeln!(ip, "link set gw{i} addrgenmode none");
         let _ = writeln!(ip, "link set gw{i} up");
-        let _ = writeln!(ip, "addr add {}/28 dev gw{i}", v4_gateway(i));
+        let _ = writeln!(ip, "addr add {}/{} dev gw{i}", v4_gateway(i, g), v4_len(g));
         let _ = writeln!(ip, "addr add 2001:db8:{i:x}::1/64 dev gw{i} nodad");
         let _ = writeln!(ip, "addr add fe80::200:5eff:fe00:101/64 dev gw{i} nodad");
     }
@@ -177,8 +163,9 @@ fn config(dir: &Path, node: &str, local: Ipv4Addr, peer: Ipv4Addr, g: usize) -> 
     for i in 1..=g {
         let _ = write!(
             c,
-            "[[gateway]]\nvlanif = {i}\ninterface = \"br{i}\"\nmac = \"0000-5e00-0101\"\nipv4 = [\"{}/28\"]\nipv6 = [\"2001:db8:{i:x}::1/64\"]\nup_delay = \"0s\"\n",
-            v4_gateway(i)
+            "[[gateway]]\nvlanif = {i}\ninterface = \"br{i}\"\nmac = \"0000-5e00-0101\"\nipv4 = [\"{}/{}\"]\nipv6 = [\"2001:db8:{i:x}::1/64\"]\nup_delay = \"0s\"\n",
+            v4_gateway(i, g),
+            v4_len(g)
         );
     }
     let p = dir.join("dagw.toml");

@@ -145,6 +145,25 @@ wait_for() {
     lab_die "$what: not reached within $seconds s:$line"
 }
 
+# The server's ARP/ND entries on both switches' gateway device (gw10, the
+# macvlan of vlanif10): after a failover the switch the server
+# left must still hold them usable (pinned from the peer, extern_learn NOARP).
+show_server_entries() {
+    local sw ns ip line bad=0
+    for sw in sw1 sw2; do
+        ns=$NS_SW1
+        [[ $sw == sw2 ]] && ns=$NS_SW2
+        for ip in 192.0.2.10 2001:db8:10::10; do
+            line=$(ip -n "$ns" neigh show dev gw10 to "$ip" nud all)
+            info "$sw: ${line:-$ip (no entry)}"
+            if [[ -z $line || $line == *FAILED* || $line == *INCOMPLETE* || $line != *lladdr* ]]; then
+                bad=1
+            fi
+        done
+    done
+    [[ $bad -eq 0 ]] || lab_die "a switch does not hold a usable entry for the server"
+}
+
 show_status() {
     local sw
     for sw in "${SWITCHES[@]}"; do
@@ -246,6 +265,8 @@ main() {
     info "IPv6 $(cat "$LOGS/traffic6")"
     [[ $rc4 -eq 0 && $rc6 -eq 0 ]] || lab_die "no replies from the gateway"
     show_status
+    info "the server's ARP/ND entries on both switches (the server is behind sw2 now):"
+    show_server_entries
 
     step "6. restart sw2's agent (state marker kept: no member hold this time)"
     stop_pid "${AGENT_PID[sw2]}"

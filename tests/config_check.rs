@@ -406,6 +406,34 @@ fn several_errors_are_all_reported() {
     o.line_for("error", "gateway[0].vlanif");
 }
 
+/// Issue 12 item 3: in dynamic mode, members must also outlast every
+/// gateway's static up_delay (the fallback without a peer); the seed's
+/// "ND Miss" case. The error names the gateway and both values.
+#[test]
+fn dynamic_mode_member_rule_covers_the_static_fallback() {
+    let lab = Lab::new();
+    let base = lab.example().replacen(
+        "mode = \"static\"\nmin = \"1s\"\nmax = \"120s\"",
+        "mode = \"dynamic\"\nmin = \"1s\"\nmax = \"120s\"",
+        1,
+    );
+    assert_eq!(lab.check(&base).code, 0, "the dynamic example is valid");
+    let o = lab.check(&base.replacen(
+        "up_delay = \"1s\"\ndevice",
+        "up_delay = \"300s\"\ndevice",
+        1,
+    ));
+    assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
+    let (line, col, msg) = o.line_for("error", "mlag.member_up_delay");
+    assert_eq!((line, col), (19, 19));
+    assert!(msg.contains("vlanif10"), "names the gateway: {msg}");
+    assert!(
+        msg.contains("4m") && msg.contains("5m"),
+        "both values: {msg}"
+    );
+    assert!(msg.contains("fallback"), "says why: {msg}");
+}
+
 #[test]
 fn warnings_exit_0() {
     let lab = Lab::new();

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each bench uses its own subset
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,4 +109,30 @@ pub fn wait_quiet(busy_max: f64) {
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Sysctls changed for the run, restored on drop (also on panic).
+pub struct Sysctls(Vec<(PathBuf, String)>);
+impl Sysctls {
+    pub fn raise_gc(limit: usize) -> Sysctls {
+        let mut saved = Vec::new();
+        for fam in ["ipv4", "ipv6"] {
+            // thresh3 first: the kernel wants 1 <= 2 <= 3 only loosely, but
+            // raising from the top keeps every intermediate state sane
+            for t in ["gc_thresh3", "gc_thresh2", "gc_thresh1"] {
+                let p = PathBuf::from(format!("/proc/sys/net/{fam}/neigh/default/{t}"));
+                let old = std::fs::read_to_string(&p).unwrap().trim().to_string();
+                std::fs::write(&p, format!("{limit}\n")).unwrap();
+                saved.push((p, old));
+            }
+        }
+        Sysctls(saved)
+    }
+}
+impl Drop for Sysctls {
+    fn drop(&mut self) {
+        for (p, v) in self.0.iter().rev() {
+            let _ = std::fs::write(p, format!("{v}\n"));
+        }
+    }
 }

@@ -73,6 +73,11 @@ pub struct Peer {
     pub peer_link: Option<String>,
     /// Hold the backup's mismatched gateways down (vendor "error-down").
     pub strict: bool,
+    /// Neighbour entries accepted from the peer, in all and per gateway.
+    pub max_synced: u32,
+    pub max_synced_per_gateway: u32,
+    /// An entry nobody confirmed this long is probed by its owner.
+    pub neighbour_aging: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,14 @@ pub const MAX_MEMBERS: usize = 4096;
 /// A bound on member delays so that `Instant + delay` can never overflow later.
 pub const MAX_MEMBER_UP_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const MIN_PEER_INTERVAL: Duration = Duration::from_millis(100);
+/// Neighbour entries accepted from the peer, in all and per gateway.
+pub const DEFAULT_MAX_SYNCED: u32 = 262_144;
+pub const MAX_MAX_SYNCED: u32 = 1_048_576;
+pub const DEFAULT_MAX_SYNCED_PER_GATEWAY: u32 = 65_536;
+/// Huawei's ARP aging time: an entry nobody confirmed this long is probed.
+pub const DEFAULT_NEIGHBOUR_AGING: Duration = Duration::from_secs(20 * 60);
+pub const MIN_NEIGHBOUR_AGING: Duration = Duration::from_secs(60);
+pub const MAX_NEIGHBOUR_AGING: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(10);
 /// `sun_path` is 108 bytes including the terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -65,6 +73,9 @@ const PEER_KEYS: &[&str] = &[
     "priority",
     "peer_link",
     "strict",
+    "max_synced",
+    "max_synced_per_gateway",
+    "neighbour_aging",
 ];
 const MLAG_KEYS: &[&str] = &["members", "member_up_delay", "member_min_delay"];
 const UP_DELAY_KEYS: &[&str] = &["mode", "min", "max"];
@@ -149,6 +160,9 @@ pub(crate) struct PeerDraft {
     pub priority: u32,
     pub peer_link: Option<At<String>>,
     pub strict: bool,
+    pub max_synced: u32,
+    pub max_synced_per_gateway: u32,
+    pub neighbour_aging: Duration,
 }
 
 #[derive(Debug)]
@@ -738,6 +752,9 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
         priority: DEFAULT_PRIORITY,
         peer_link: None,
         strict: false,
+        max_synced: DEFAULT_MAX_SYNCED,
+        max_synced_per_gateway: DEFAULT_MAX_SYNCED_PER_GATEWAY,
+        neighbour_aging: DEFAULT_NEIGHBOUR_AGING,
     };
     for (name, example) in [("local", "203.0.113.1"), ("address", "203.0.113.2")] {
         match s.get(name) {
@@ -793,6 +810,31 @@ fn parse_peer(sink: &mut Sink<'_>, pf: &Field<'_>) -> Option<PeerDraft> {
     }
     if let Some(f) = s.get("peer_link") {
         peer.peer_link = get_netdev(sink, f).map(|n| At::given(n, f));
+    }
+    if let Some(f) = s.get("max_synced")
+        && let Some(n) = get_ranged(sink, f, 1, i64::from(MAX_MAX_SYNCED), "max_synced")
+    {
+        peer.max_synced = n as u32;
+    }
+    if let Some(f) = s.get("max_synced_per_gateway") {
+        // per gateway: never more than in all
+        let hi = i64::from(peer.max_synced);
+        if let Some(n) = get_ranged(
+            sink,
+            f,
+            1,
+            hi,
+            "max_synced_per_gateway (at most max_synced)",
+        ) {
+            peer.max_synced_per_gateway = n as u32;
+        }
+    } else {
+        peer.max_synced_per_gateway = peer.max_synced_per_gateway.min(peer.max_synced);
+    }
+    if let Some(f) = s.get("neighbour_aging")
+        && let Some(d) = get_duration_in(sink, f, MIN_NEIGHBOUR_AGING, MAX_NEIGHBOUR_AGING, "")
+    {
+        peer.neighbour_aging = d;
     }
     if let Some(f) = s.get("strict")
         && let Some(b) = get_bool(sink, f)

@@ -229,21 +229,21 @@ pub const KEYS: &[KeyDoc] = &[
         "true or false",
         "Hold the backup's gateways that differ from the peer's until they agree.",
     ),
-    not_yet(
+    k(
         "peer",
         "max_synced",
         "262144",
         "1-1048576",
         "Neighbour entries accepted from the peer in all.",
     ),
-    not_yet(
+    k(
         "peer",
         "max_synced_per_gateway",
-        "65536",
+        "65536 (at most max_synced)",
         "1-max_synced",
         "Neighbour entries accepted from the peer per gateway; only addresses inside the gateway's own prefixes (and fe80::/64 for ND).",
     ),
-    not_yet(
+    k(
         "peer",
         "neighbour_aging",
         "\"20m\"",

@@ -290,26 +290,55 @@ fn check_member_delays(
     let Some(mud) = &d.mlag.member_up_delay else {
         return (None, None);
     };
-    // The longest L3 hold that members must outlast, and what it is.
-    let longest: Option<(Duration, String)> = match d.up_delay.mode {
-        DelayMode::Dynamic => dynamic_max
+    // The L3 holds that members must outlast, and what each is. Static mode:
+    // every gateway's up_delay. Dynamic mode: the dynamic max, and every
+    // gateway's static up_delay too — without a peer each gateway falls back
+    // to it, and members released before it would meet the seed's ND Miss case.
+    let longest_gateway = d
+        .gateways
+        .iter()
+        .filter_map(|g| g.up_delay.as_ref().map(|a| (g, a)))
+        .max_by_key(|(_, a)| a.v)
+        .map(|(g, a)| {
+            let name = g.name.as_ref().map_or_else(
+                || {
+                    g.kind
+                        .as_ref()
+                        .map(|k| format!("{}{}", k.v.kind_str(), k.v.id()))
+                        .unwrap_or_default()
+                },
+                |n| n.v.clone(),
+            );
+            (
+                a.v,
+                format!(
+                    "{} {}{} (gateway {name})",
+                    a.key,
+                    format_duration(a.v),
+                    dflt(a)
+                ),
+            )
+        });
+    let mut holds: Vec<(Duration, String)> = Vec::new();
+    if d.up_delay.mode == DelayMode::Dynamic
+        && let Some(hold) = dynamic_max
             .zip(d.up_delay.max.as_ref())
-            .map(|(m, a)| (m, format!("up_delay.max {}{}", format_duration(m), dflt(a)))),
-        DelayMode::Static => d
-            .gateways
-            .iter()
-            .filter_map(|g| g.up_delay.as_ref())
-            .max_by_key(|a| a.v)
-            .map(|a| {
-                (
-                    a.v,
-                    format!("{} {}{}", a.key, format_duration(a.v), dflt(a)),
-                )
-            }),
-    };
-    if let Some((l3, what)) = longest
-        && !rules::member_up_delay_exceeds_l3_up_delay(mud.v, l3)
+            .map(|(m, a)| (m, format!("up_delay.max {}{}", format_duration(m), dflt(a))))
     {
+        holds.push(hold);
+    }
+    if let Some((l3, what)) = longest_gateway {
+        let what = if d.up_delay.mode == DelayMode::Dynamic {
+            format!("{what}, the static fallback of dynamic mode without a peer")
+        } else {
+            what
+        };
+        holds.push((l3, what));
+    }
+    for (l3, what) in holds {
+        if rules::member_up_delay_exceeds_l3_up_delay(mud.v, l3) {
+            continue;
+        }
         sink.err(
             mud.at,
             &mud.key,
@@ -401,6 +430,9 @@ fn build(
             priority: p.priority,
             peer_link: p.peer_link.map(|l| l.v),
             strict: p.strict,
+            max_synced: p.max_synced,
+            max_synced_per_gateway: p.max_synced_per_gateway,
+            neighbour_aging: p.neighbour_aging,
         }),
         None => None,
     };

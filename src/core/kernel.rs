@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::ifname::IfName;
 use super::mac::Mac;
+use super::neigh::Held;
 use super::sorted::SortedMap;
 
 /// The bit dagw owns in IFLA_PROTO_DOWN_REASON. Other tools' bits are left alone:
@@ -103,6 +104,32 @@ pub struct NeighInfo {
     pub mac: Mac,
     /// NTF_EXT_LEARNED: installed by dagw from the peer, never sent back.
     pub synced: bool,
+    /// The kernel reported the entry REACHABLE (the host just answered).
+    pub reachable: bool,
+    /// When the host last confirmed the entry ([`KernelView::clock_s`] of
+    /// its last REACHABLE report, or of its appearance): what
+    /// `neighbour_aging` is measured from.
+    pub confirmed_s: u32,
+}
+
+impl NeighInfo {
+    /// The entry as the ARP/ND rule sees it (`core::neigh`).
+    pub fn held(&self) -> Held {
+        if self.synced {
+            Held::Pinned(self.mac)
+        } else {
+            Held::Own(self.mac)
+        }
+    }
+}
+
+/// A MAC the bridge learned on one of its ports (not a static entry):
+/// where a host sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LearnedMac {
+    pub bridge: u32,
+    pub port: u32,
+    pub mac: Mac,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -119,6 +146,9 @@ pub struct KernelView {
     pub neighs: HashMap<NeighKey, NeighInfo>,
     /// Per device: usable (IPv4, IPv6) neighbour counts, kept with `neighs`.
     neigh_counts: HashMap<u32, (u32, u32)>,
+    /// Seconds on the daemon's monotonic clock, set before events are
+    /// applied: the time stamp of neighbour confirmations.
+    pub clock_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +161,10 @@ pub enum KernelEvent {
     FdbRemoved(Fdb),
     NeighUsable(NeighKey, NeighInfo),
     NeighGone(NeighKey),
+    /// The bridge learned (or moved) a MAC on a port.
+    MacLearned(LearnedMac),
+    /// A learned MAC aged out or was flushed.
+    MacForgotten(LearnedMac),
 }
 
 impl KernelView {
@@ -220,15 +254,24 @@ impl KernelView {
             KernelEvent::FdbRemoved(f) => {
                 self.fdb.remove(&f);
             }
-            KernelEvent::NeighUsable(n, info) => {
+            KernelEvent::NeighUsable(n, mut info) => {
                 // Only gateway devices' tables matter; the rest of the host's
                 // neighbours would only cost memory.
                 if self
                     .links
                     .get(&n.ifindex)
-                    .is_some_and(|l| l.owner().is_some())
-                    && self.neighs.insert(n, info).is_none()
+                    .is_none_or(|l| l.owner().is_none())
                 {
+                    return;
+                }
+                let before = self.neighs.get(&n);
+                info.confirmed_s = match before {
+                    Some(b) if !info.reachable && b.mac == info.mac && b.synced == info.synced => {
+                        b.confirmed_s
+                    }
+                    _ => self.clock_s,
+                };
+                if self.neighs.insert(n, info).is_none() {
                     self.count_neigh(n, 1);
                 }
             }
@@ -237,6 +280,9 @@ impl KernelView {
                     self.count_neigh(n, -1);
                 }
             }
+            // where hosts sit is the ARP/ND rule's business (daemon), not
+            // the mirror's: a bridge may learn many thousands of MACs
+            KernelEvent::MacLearned(_) | KernelEvent::MacForgotten(_) => {}
         }
     }
 
@@ -248,7 +294,17 @@ impl KernelView {
 
     /// Forget everything (before a full re-dump after an overrun).
     pub fn clear(&mut self) {
-        *self = KernelView::default();
+        *self = KernelView {
+            clock_s: self.clock_s,
+            ..KernelView::default()
+        };
+    }
+
+    /// What the kernel holds usable for `ip` on device `ifindex`.
+    pub fn held(&self, ifindex: u32, ip: IpAddr) -> Held {
+        self.neighs
+            .get(&NeighKey { ifindex, ip })
+            .map_or(Held::Nothing, NeighInfo::held)
     }
 }
 

@@ -34,6 +34,9 @@ impl HoldMethod {
 pub enum MemberHoldReason {
     MemberUpDelay,
     PeerLinkRecovery,
+    /// The member interface came back (a new ifindex) while dagw ran: the
+    /// seed's board reset.
+    MemberReturned,
 }
 
 impl MemberHoldReason {
@@ -41,6 +44,7 @@ impl MemberHoldReason {
         match self {
             MemberHoldReason::MemberUpDelay => "member-up-delay",
             MemberHoldReason::PeerLinkRecovery => "peer-link-recovery",
+            MemberHoldReason::MemberReturned => "member-returned",
         }
     }
 }
@@ -65,6 +69,26 @@ pub struct MemberMachine {
     /// Dynamic mode: past `member_min_delay`, still waiting for gateways.
     pub waiting_gateways: bool,
     pub record: MemberRecord,
+    /// The member interface's ifindex as last seen (kept while it is gone,
+    /// so that its return under a new index is recognised).
+    pub ifindex: Option<u32>,
+}
+
+/// Seed: members are held "after an M-LAG member device restarts". A restart
+/// of the device is a new boot of its kernel: the first start after boot is
+/// the one whose recorded boot id (`state_dir`) differs from the kernel's
+/// (`/proc/sys/kernel/random/boot_id`), so any `state_dir` works, on tmpfs or
+/// on disk. Without a readable boot id, the record's absence decides. A
+/// record from before boot ids were recorded (a number) counts as this
+/// boot's: an upgrade of dagw is a restart, not a reboot.
+pub fn first_start_after_boot(recorded: Option<&str>, current_boot_id: Option<&str>) -> bool {
+    let recorded = recorded.map(str::trim);
+    match (recorded, current_boot_id.map(str::trim)) {
+        (None, _) => true,
+        (Some(r), _) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => false,
+        (Some(r), Some(id)) => r != id,
+        (Some(_), None) => false,
+    }
 }
 
 impl MemberMachine {
@@ -79,7 +103,30 @@ impl MemberMachine {
                 method: HoldMethod::Protodown,
                 downed_by_dagw: false,
             },
+            ifindex: None,
         }
+    }
+
+    /// The member interface seen with `ifindex` while dagw runs. Seed: after
+    /// a board reset a member reports up only after `member_up_delay`: an
+    /// interface that appears under a new index (it was deleted and created
+    /// again, or appears for the first time) is held, reason
+    /// `member-returned`. Returns true when a hold began.
+    pub fn link_seen(&mut self, ifindex: u32, member_up_delay: Duration, now: Instant) -> bool {
+        if self.ifindex == Some(ifindex) {
+            return false;
+        }
+        self.ifindex = Some(ifindex);
+        if member_up_delay.is_zero() {
+            return false;
+        }
+        // a longer hold already running (e.g. the first start's) stays
+        let until = now + member_up_delay;
+        if self.hold.is_some_and(|(d, _)| d >= until) {
+            return false;
+        }
+        self.hold_for(member_up_delay, MemberHoldReason::MemberReturned, now);
+        true
     }
 
     pub fn hold_for(&mut self, delay: Duration, reason: MemberHoldReason, now: Instant) {
@@ -205,6 +252,44 @@ impl MemberMachine {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod boot_tests {
+    use super::*;
+
+    #[test]
+    fn reboot_is_told_by_the_boot_id() {
+        let a = "0f2e6a1c-0000-4000-8000-000000000001";
+        let b = "0f2e6a1c-0000-4000-8000-000000000002";
+        assert!(first_start_after_boot(None, Some(a)), "no record");
+        assert!(!first_start_after_boot(Some(a), Some(a)), "restart");
+        assert!(first_start_after_boot(Some(a), Some(b)), "reboot");
+        assert!(
+            !first_start_after_boot(Some("1764651000123\n"), Some(b)),
+            "legacy marker"
+        );
+        assert!(
+            !first_start_after_boot(Some(a), None),
+            "no boot id: the record decides"
+        );
+        assert!(first_start_after_boot(None, None));
+    }
+
+    #[test]
+    fn a_member_that_returns_is_held() {
+        let now = Instant::now();
+        let d = Duration::from_secs(240);
+        let mut m = MemberMachine::new("bond1");
+        m.ifindex = Some(7);
+        assert!(!m.link_seen(7, d, now), "same interface: no hold");
+        assert!(m.link_seen(9, d, now), "a new ifindex: board reset");
+        assert_eq!(
+            m.hold.map(|(_, r)| r),
+            Some(MemberHoldReason::MemberReturned)
+        );
+        assert!(!m.link_seen(9, d, now + Duration::from_secs(1)));
     }
 }
 

@@ -7,6 +7,7 @@ pub mod ifname;
 pub mod kernel;
 pub mod mac;
 pub mod member;
+pub mod neigh;
 pub mod peer;
 pub mod rules;
 pub mod sorted;

@@ -28,7 +28,7 @@ use crate::core::drift::{DriftGuard, Verdict};
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState, Svi, SyncProgress};
 use crate::core::ifname::IfName;
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
-use crate::core::member::{MemberHoldReason, MemberMachine, MemberRecord};
+use crate::core::member::{self, MemberHoldReason, MemberMachine, MemberRecord};
 use crate::netlink::executor::Executor;
 use crate::netlink::observer::{Observed, Observer};
 use crate::netlink::{NetlinkError, decode};
@@ -110,6 +110,10 @@ pub struct Daemon {
     behind_since: Option<Instant>,
     deferred: BTreeSet<usize>,
     members_deferred: bool,
+    /// (bridge, MAC) → member port: hosts the bridge learned behind one of
+    /// our M-LAG members (the ARP/ND rule's "the host is local").
+    member_macs: HashMap<(u32, crate::core::mac::Mac), u32>,
+    started: Instant,
 }
 
 /// The configured way holds end.
@@ -167,6 +171,8 @@ impl Daemon {
             behind_since: None,
             deferred: BTreeSet::new(),
             members_deferred: false,
+            member_macs: HashMap::new(),
+            started: Instant::now(),
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -195,9 +201,14 @@ impl Daemon {
     /// Full dump of what dagw mirrors, into a fresh view.
     fn dump(&mut self) -> Result<(), NetlinkError> {
         let mut view = KernelView::default();
+        view.clock_s = self.clock_s(Instant::now());
+        let mut learned = Vec::new();
         let sock = self.exec.socket();
         let mut fold = |m: R| {
             if let Some(ev) = decode::decode(&m) {
+                if matches!(ev, KernelEvent::MacLearned(_)) {
+                    learned.push(ev.clone());
+                }
                 view.apply(ev);
             }
         };
@@ -221,7 +232,13 @@ impl Daemon {
             sock.dump_each(R::GetNeighbour(m), &|| "dump neighbours".into(), &mut fold)?;
         }
         self.view = view;
+        self.reset_learned_macs(&learned);
         Ok(())
+    }
+
+    /// Seconds since the daemon started: the neighbour confirmation clock.
+    fn clock_s(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.started).as_secs()).unwrap_or(u32::MAX)
     }
 
     fn state_dir(&self) -> &Path {
@@ -239,6 +256,7 @@ impl Daemon {
     fn start_members(&mut self, first_start: bool, now: Instant) {
         let saved = self.load_member_records();
         for m in &mut self.members {
+            m.ifindex = self.view.link_by_name(&m.name).map(|l| l.index);
             if let Some((rec, until_unix_ms)) = saved.get(&m.name) {
                 m.record = *rec;
                 if let Some(ms) = until_unix_ms {
@@ -257,6 +275,22 @@ impl Daemon {
                     now,
                 );
             }
+        }
+        for m in self.members.iter().filter(|m| m.hold.is_some()) {
+            self.emit(hold_start_notice(m, now));
+        }
+    }
+
+    /// A member interface seen in a link event: held if it came back under
+    /// a new index (board reset).
+    fn member_link_seen(&mut self, l: &Link, now: Instant) {
+        let delay = self.cfg.mlag.member_up_delay;
+        let Some(k) = self.members.iter().position(|m| l.name == *m.name) else {
+            return;
+        };
+        if self.members[k].link_seen(l.index, delay, now) {
+            let n = hold_start_notice(&self.members[k], now);
+            self.emit(n);
         }
     }
 
@@ -488,6 +522,19 @@ impl Daemon {
                 );
         }
         self.emit(n);
+        if matches!(new, GwState::Holding { .. }) && !matches!(before, GwState::Holding { .. }) {
+            self.emit(
+                Notice::new(
+                    Kind::State,
+                    ids::HOLD_START,
+                    g.cfg.name,
+                    format!("gateway {} held ({})", g.cfg.name, describe(new)),
+                )
+                .with("state", "holding")
+                .with("reason", new.reason())
+                .with("hold_ms", g.machine.up_delay.as_millis() as u64),
+            );
+        }
         if new == GwState::Up && g.machine.released_at_max {
             self.emit(
                 Notice::new(
@@ -603,7 +650,10 @@ impl Daemon {
             KernelEvent::LinkGone(i) => by_index(*i),
             KernelEvent::AddrAdded(i, ..) | KernelEvent::AddrRemoved(i, _) => by_index(*i),
             KernelEvent::FdbAdded(f) | KernelEvent::FdbRemoved(f) => by_index(f.ifindex),
-            KernelEvent::NeighUsable(..) | KernelEvent::NeighGone(_) => {}
+            KernelEvent::NeighUsable(..)
+            | KernelEvent::NeighGone(_)
+            | KernelEvent::MacLearned(_)
+            | KernelEvent::MacForgotten(_) => {}
         }
     }
 
@@ -620,20 +670,28 @@ impl Daemon {
         }
         let peer_link = self.peer.as_ref().and_then(|p| p.cfg.peer_link.clone());
         let mut peer_link_dirty = false;
-        let mut neigh_changes = Vec::new();
-        let mut lost_synced = Vec::new();
+        let mut neigh_changes: Vec<syncing::NeighChange> = Vec::new();
+        let mut moved_macs = Vec::new();
+        self.view.clock_s = self.clock_s(now);
         for ev in events {
             if let KernelEvent::NeighUsable(k, _) | KernelEvent::NeighGone(k) = &ev {
-                let was = self.view.neighs.get(k).copied();
-                neigh_changes.push((ev.clone(), was));
-                if matches!(ev, KernelEvent::NeighGone(_)) && was.is_some_and(|i| i.synced) {
-                    lost_synced.push(*k);
-                }
+                let (after, reachable) = match &ev {
+                    KernelEvent::NeighUsable(_, info) => (info.held(), info.reachable),
+                    _ => (crate::core::neigh::Held::Nothing, false),
+                };
+                neigh_changes.push(syncing::NeighChange {
+                    key: *k,
+                    before: self.view.held(k.ifindex, k.ip),
+                    after,
+                    reachable,
+                });
             }
+            self.note_learned_mac(&ev, &mut moved_macs);
             // before applying: a vanished link's name is known only now
             self.affected(&ev, &mut dirty);
             if let KernelEvent::Link(l) = &ev {
                 members_dirty |= self.cfg.mlag.members.iter().any(|m| l.name == *m);
+                self.member_link_seen(l, now);
                 peer_link_dirty |= peer_link.as_ref().is_some_and(|p| l.name == *p);
             }
             if let KernelEvent::LinkGone(i) = &ev {
@@ -651,11 +709,17 @@ impl Daemon {
         if members_dirty {
             self.reconcile_members(now);
         }
-        if !lost_synced.is_empty() {
-            self.restore_synced(&lost_synced);
-        }
         if !neigh_changes.is_empty() {
             self.sync_local_changes(&neigh_changes);
+        }
+        // the ARP/ND rule, for every host whose entry or place changed
+        if !neigh_changes.is_empty() {
+            self.settle_hosts(neigh_changes.iter().map(|c| c.key));
+        }
+        if !moved_macs.is_empty() {
+            self.hosts_moved(&moved_macs);
+        }
+        if !neigh_changes.is_empty() {
             self.update_progress(now);
         }
         if peer_link_dirty
@@ -769,6 +833,8 @@ impl Daemon {
     /// whatever burst came since the last audit.
     fn audit(&mut self) {
         self.settle_memory();
+        self.view.clock_s = self.clock_s(Instant::now());
+        self.probe_aged_neighbours();
         for i in 0..self.gateways.len() {
             let g = &self.gateways[i];
             if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
@@ -847,6 +913,7 @@ impl Daemon {
         self.members = kept;
         self.update_peer(&new, now);
         self.cfg = new;
+        self.readmit_peer_entries();
         self.index_names();
         self.remove_stale();
         self.reconcile_all(now);
@@ -982,6 +1049,10 @@ impl Daemon {
                             "sessions": s.sessions,
                             "peer_entries": s.table.len(),
                             "bulk_complete": s.bulk_complete,
+                            "refused": {
+                                "outside-prefix": s.table.refused.outside_prefix,
+                                "over-limit": s.table.refused.over_limit,
+                            },
                         })
                     }),
                     heartbeats: Some(serde_json::json!({
@@ -1116,6 +1187,26 @@ impl Daemon {
                 );
             }
         }
+        if let Some(s) = &self.sync {
+            e.family(
+                "dagw_sync_peer_entries",
+                "gauge",
+                "Neighbour entries the peer advertised and this switch admitted",
+            );
+            e.sample("dagw_sync_peer_entries", &[], s.table.len() as f64);
+            e.family(
+                "dagw_sync_refused",
+                "counter",
+                "Neighbour entries from the peer refused, by reason",
+            );
+            let r = s.table.refused;
+            for (reason, n) in [
+                ("outside-prefix", r.outside_prefix),
+                ("over-limit", r.over_limit),
+            ] {
+                e.sample("dagw_sync_refused_total", &[("reason", reason)], n as f64);
+            }
+        }
         crate::telemetry::metrics::status_families(&mut e, &st);
         e.finish()
     }
@@ -1128,12 +1219,15 @@ impl Daemon {
         self.dump()?;
         let now = Instant::now();
         let marker = self.state_dir().join(BOOT_MARKER);
-        let first_start = !marker.exists();
+        let recorded = std::fs::read_to_string(&marker).ok();
+        let boot_id = read_boot_id();
+        let first_start = member::first_start_after_boot(recorded.as_deref(), boot_id.as_deref());
         self.adopt();
         self.start_members(first_start, now);
         self.remove_stale();
         self.reconcile_all(now);
-        std::fs::write(&marker, format!("{}\n", unix_ms())).map_err(|source| {
+        let record = boot_id.unwrap_or_else(|| unix_ms().to_string());
+        std::fs::write(&marker, format!("{}\n", record.trim())).map_err(|source| {
             DaemonError::StateDir {
                 path: marker.clone(),
                 source,
@@ -1280,6 +1374,34 @@ async fn recv_sync(
 }
 
 /// Half the systemd watchdog period, when systemd asked for pings.
+/// The kernel's boot id; `DAGW_BOOT_ID_FILE` names another file to read
+/// (tests simulate a reboot with it).
+fn read_boot_id() -> Option<String> {
+    let path = std::env::var_os("DAGW_BOOT_ID_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/proc/sys/kernel/random/boot_id"));
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+}
+
+/// `hold-start`: a member's hold began (first start after boot, board reset,
+/// peer-link recovery).
+pub(super) fn hold_start_notice(m: &MemberMachine, now: Instant) -> Notice {
+    let (until, reason) = m.hold.unwrap_or((now, MemberHoldReason::MemberUpDelay));
+    let ms = until.saturating_duration_since(now).as_millis() as u64;
+    Notice::new(
+        Kind::State,
+        ids::HOLD_START,
+        m.name.clone(),
+        format!("member {} held for {} ms ({})", m.name, ms, reason.as_str()),
+    )
+    .with("state", "holding")
+    .with("reason", reason.as_str())
+    .with("hold_ms", ms)
+}
+
 fn watchdog_period() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .filter(|d| !d.is_zero())

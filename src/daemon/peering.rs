@@ -553,6 +553,9 @@ impl Daemon {
         for m in &mut self.members {
             m.hold_for(delay, MemberHoldReason::PeerLinkRecovery, now);
         }
+        for m in self.members.iter().filter(|m| m.hold.is_some()) {
+            self.emit(super::hold_start_notice(m, now));
+        }
         self.reconcile_members(now);
         self.save_member_records();
     }

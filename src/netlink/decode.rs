@@ -18,7 +18,9 @@ use netlink_packet_route::neighbour::{
 };
 
 use crate::core::ifname::IfName;
-use crate::core::kernel::{Addr, AddrInfo, Fdb, KernelEvent, Link, LinkKind, NeighInfo, NeighKey};
+use crate::core::kernel::{
+    Addr, AddrInfo, Fdb, KernelEvent, LearnedMac, Link, LinkKind, NeighInfo, NeighKey,
+};
 use crate::core::mac::Mac;
 
 pub fn decode(msg: &R) -> Option<KernelEvent> {
@@ -149,8 +151,10 @@ fn addr(m: &AddressMessage) -> Option<(Addr, AddrInfo)> {
 fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
     let mut dst = None;
     let mut lladdr = None;
+    let mut bridge = None;
     for a in &m.attributes {
         match a {
+            NeighbourAttribute::Controller(i) => bridge = Some(*i),
             NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
                 dst = Some(IpAddr::V4(*ip))
             }
@@ -178,10 +182,27 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
                 m.header.state,
                 NeighbourState::Permanent | NeighbourState::Noarp
             ) || u16::from(m.header.state) & 0xc0 != 0;
-            if !is_static {
-                return None;
-            }
             let mac = lladdr?;
+            if !is_static {
+                // A MAC the bridge learned on a port: where a host sits
+                // (the ARP/ND rule asks whether it is behind a member).
+                // (the bridge names itself in NDA_MASTER; a vxlan device's
+                // own remote entries have none)
+                let bridge = bridge?;
+                if mac.is_multicast() || mac.is_zero() {
+                    return None;
+                }
+                let l = LearnedMac {
+                    bridge,
+                    port: ifindex,
+                    mac,
+                };
+                return Some(if new {
+                    KernelEvent::MacLearned(l)
+                } else {
+                    KernelEvent::MacForgotten(l)
+                });
+            }
             // the bridge's multicast entries are never a vMAC nor a flood entry
             if mac.is_multicast() {
                 return None;
@@ -222,6 +243,8 @@ fn neigh(m: &NeighbourMessage, new: bool) -> Option<KernelEvent> {
                     NeighInfo {
                         mac: lladdr.unwrap_or_default(),
                         synced: m.header.flags.contains(NeighbourFlags::ExtLearned),
+                        reachable: m.header.state == NeighbourState::Reachable,
+                        confirmed_s: 0,
                     },
                 )
             } else {

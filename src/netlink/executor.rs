@@ -381,13 +381,52 @@ pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
     Ok(changed)
 }
 
-/// A neighbour entry learned by the peer, installed on a gateway device:
-/// NTF_EXT_LEARNED keeps it out of the kernel's garbage collection and marks
-/// it as not ours, so it is never sent back (no loops).
+/// The peer's entry, pinned on a gateway device (`noarp extern_learn`): the
+/// kernel neither probes nor ages a NOARP entry (a REACHABLE one would be
+/// probed away, the host answering to the vMAC the other switch consumes),
+/// NTF_EXT_LEARNED keeps it out of garbage collection and marks it as not
+/// ours, so it is never sent back (no loops). dagw alone ends its life.
 pub fn synced_neigh_install(ifindex: u32, ip: IpAddr, mac: Mac) -> (R, u16) {
+    neigh_set(
+        ifindex,
+        ip,
+        mac,
+        NeighbourState::Noarp,
+        NeighbourFlags::ExtLearned,
+    )
+}
+
+/// The kernel's own entry for a host behind us (`stale`, no
+/// `extern_learn`): replacing a pinned copy clears its NTF_EXT_LEARNED, and
+/// the kernel verifies the entry on first use.
+pub fn own_neigh_install(ifindex: u32, ip: IpAddr, mac: Mac) -> (R, u16) {
+    neigh_set(
+        ifindex,
+        ip,
+        mac,
+        NeighbourState::Stale,
+        NeighbourFlags::empty(),
+    )
+}
+
+/// Make the kernel probe an entry now (`nud probe`): an answer makes it
+/// REACHABLE, silence FAILED.
+pub fn neigh_probe(ifindex: u32, ip: IpAddr) -> (R, u16) {
     let mut m = neigh_msg(ifindex, ip);
-    m.header.state = NeighbourState::Reachable;
-    m.header.flags = NeighbourFlags::ExtLearned;
+    m.header.state = NeighbourState::Probe;
+    (R::NewNeighbour(m), netlink_packet_core::NLM_F_REPLACE)
+}
+
+fn neigh_set(
+    ifindex: u32,
+    ip: IpAddr,
+    mac: Mac,
+    state: NeighbourState,
+    flags: NeighbourFlags,
+) -> (R, u16) {
+    let mut m = neigh_msg(ifindex, ip);
+    m.header.state = state;
+    m.header.flags = flags;
     m.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     (

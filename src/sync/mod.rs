@@ -19,7 +19,7 @@ use std::net::IpAddr;
 pub use frame::{Frame, FrameReader, FrameWriter};
 pub use handshake::{Established, Handshake, random_nonce};
 pub use session::{Inbound, Outbound, Role, accept_from, connect, is_client, run_session};
-pub use table::{Change, PeerTable};
+pub use table::{Admission, Change, PeerTable, Prefix, Refused};
 
 /// Gateway kinds, as in the heartbeat.
 pub const GW_VLANIF: u8 = 1;

@@ -311,7 +311,7 @@ pub async fn accept_from(listener: &TcpListener, peer: IpAddr) -> io::Result<Tcp
 mod tests {
     use super::*;
     use crate::peer::auth::Key;
-    use crate::sync::table::PeerTable;
+    use crate::sync::table::{Admission, PeerTable, Prefix};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -320,6 +320,28 @@ mod tests {
         Keyring {
             current: Key::new(s.as_bytes().to_vec()),
             previous: None,
+        }
+    }
+
+    /// Every address of the gateways `entry` spreads over.
+    fn open_admission() -> Admission {
+        let all = vec![
+            Prefix {
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                len: 0,
+            },
+            Prefix {
+                addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                len: 0,
+            },
+        ];
+        Admission {
+            gateways: (1..=2u8)
+                .flat_map(|k| (10..17u32).map(move |id| (k, id)))
+                .map(|gw| (gw, (all.clone(), true)))
+                .collect(),
+            max_total: 1_000_000,
+            max_per_gateway: 1_000_000,
         }
     }
 
@@ -429,7 +451,7 @@ mod tests {
         });
 
         // the server sees exactly the client's bulk, then the increments
-        let mut st = PeerTable::new();
+        let mut st = PeerTable::new(open_admission());
         let (sizes, total) = recv_bulk(&mut s.rx, &mut st).await;
         assert_eq!(sizes, vec![1000; 10]);
         assert_eq!(total, 10_000);
@@ -448,7 +470,7 @@ mod tests {
         );
 
         // the client sees the server's bulk
-        let mut ct = PeerTable::new();
+        let mut ct = PeerTable::new(open_admission());
         let (sizes, total) = recv_bulk(&mut c.rx, &mut ct).await;
         assert_eq!((sizes, total), (vec![5], 5));
         let mut got: Vec<_> = ct.iter().collect();

@@ -188,14 +188,6 @@ pub fn status_families(e: &mut Exposition, st: &crate::status::Status) {
             );
             e.sample("dagw_sync_sessions_total", &[], n);
         }
-        if let Some(n) = number("peer_entries") {
-            e.family(
-                "dagw_sync_peer_entries",
-                "gauge",
-                "Neighbour entries held from the peer",
-            );
-            e.sample("dagw_sync_peer_entries", &[], n);
-        }
     }
 }
 
@@ -231,7 +223,6 @@ mod tests {
             "dagw_peer_mismatches 1",
             "dagw_sync_bulk_complete 0",
             "dagw_sync_sessions_total 2",
-            "dagw_sync_peer_entries 10",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
         }

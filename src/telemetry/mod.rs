@@ -51,6 +51,7 @@ pub mod ids {
     pub const PEER_LINK_RECOVERY: &str = "peer-link-recovery";
     pub const SYNC_INCOMPLETE: &str = "sync-incomplete";
     pub const SYNC_SESSION: &str = "sync-session";
+    pub const SYNC_REFUSED: &str = "sync-refused";
 }
 
 #[derive(Debug, Clone)]

@@ -342,9 +342,15 @@ impl Daemon {
             .append(true)
             .open(work.log())
             .expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, DAGW, "run", "-c"])
-            .arg(work.config())
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, DAGW, "run", "-c"])
+            .arg(work.config());
+        // a test simulates a reboot with a boot id of its own
+        let boot_id = work.path().join("boot_id");
+        if boot_id.exists() {
+            cmd.env("DAGW_BOOT_ID_FILE", boot_id);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

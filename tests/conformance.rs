@@ -1,0 +1,287 @@
+//! Conformance fixtures: the product's rules as data, replayed through the
+//! pure machines of `core` (the holo-vrrp way). Each scenario is a folder
+//! `tests/conformance/<scenario>/`:
+//!
+//! - `config.toml` — a dagw config (parsed by the real parser);
+//! - `events.jsonl` — one event a line, time `t` in seconds;
+//! - `effects.jsonl` — the effects expected, one a line, in order;
+//! - `status.json` — the state expected at the end.
+//!
+//! Run with `DAGW_BLESS=1` to write the actual outputs over the expected
+//! ones (then read the diff: a fixture is a statement of the rule).
+//!
+//! Scenarios named `neigh-*` exercise the ARP/ND rule (`core::neigh`). Their
+//! events, all for gateway vlanif10:
+//!
+//! ```text
+//! {"t": 0, "kernel": {"ip": IP, "held": "own MAC" | "pinned MAC" | "nothing", "reachable": bool}}
+//! {"t": 0, "peer": {"ip": IP, "mac": MAC | null}}          the peer advertised / withdrew
+//! {"t": 0, "learned": {"mac": MAC, "port": NAME}}          the bridge learned MAC on a port
+//! {"t": 0, "forgotten": {"mac": MAC, "port": NAME}}        ... aged out or was flushed
+//! {"t": 0, "sweep": true}                                  the neighbour_aging sweep
+//! {"t": 0, "peer_table": "incomplete" | "complete"}        before / after the peer's first bulk
+//! ```
+//!
+//! Effects: `{"t", "ip", "sync": "advertise MAC" | "withdraw"}` and
+//! `{"t", "ip", "kernel": "pin MAC" | "own MAC" | "unpin" | "probe"}`.
+//! The kernel's echo of an effect is an event of its own in `events.jsonl`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use dagw::config::{self, LoadContext};
+use dagw::core::mac::Mac;
+use dagw::core::neigh::{Held, Host, HostEffects, HostEvent, NeighAction, SyncNews};
+use serde_json::{Value, json};
+
+fn scenarios(prefix: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let mut v: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn mac(s: &str) -> Mac {
+    s.parse().unwrap_or_else(|e| panic!("MAC {s}: {e:?}"))
+}
+
+fn held_of(s: &str) -> Held {
+    match s.split_once(' ') {
+        Some(("own", m)) => Held::Own(mac(m)),
+        Some(("pinned", m)) => Held::Pinned(mac(m)),
+        _ if s == "nothing" => Held::Nothing,
+        _ => panic!("held: {s} (own MAC | pinned MAC | nothing)"),
+    }
+}
+
+fn held_text(h: Held) -> String {
+    match h {
+        Held::Own(m) => format!("own {m}"),
+        Held::Pinned(m) => format!("pinned {m}"),
+        Held::Nothing => "nothing".into(),
+    }
+}
+
+fn effect_lines(t: u64, ip: &str, e: HostEffects, out: &mut Vec<Value>) {
+    if let Some(s) = e.sync {
+        let text = match s {
+            SyncNews::Advertise(m) => format!("advertise {m}"),
+            SyncNews::Withdraw => "withdraw".into(),
+        };
+        out.push(json!({"t": t, "ip": ip, "sync": text}));
+    }
+    if let Some(k) = e.kernel {
+        let text = match k {
+            NeighAction::Pin(m) => format!("pin {m}"),
+            NeighAction::Own(m) => format!("own {m}"),
+            NeighAction::Unpin => "unpin".into(),
+            NeighAction::Probe => "probe".into(),
+        };
+        out.push(json!({"t": t, "ip": ip, "kernel": text}));
+    }
+}
+
+/// Replay one `neigh-*` scenario; (effects, status).
+fn replay_neigh(dir: &Path) -> (Vec<Value>, Value) {
+    let text = fs::read_to_string(dir.join("config.toml")).expect("config.toml");
+    let ctx = LoadContext {
+        hostname: "conformance".into(),
+    };
+    let (cfg, _) = config::parse_str(&text, &ctx)
+        .unwrap_or_else(|d| panic!("{}: config.toml invalid: {d:?}", dir.display()));
+    let aging_s = cfg
+        .peer
+        .as_ref()
+        .map_or(config::DEFAULT_NEIGHBOUR_AGING, |p| p.neighbour_aging)
+        .as_secs() as u32;
+    let members: BTreeSet<String> = cfg.mlag.members.iter().cloned().collect();
+
+    let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
+    let mut peer_complete = true;
+    let mut behind: BTreeSet<Mac> = BTreeSet::new();
+    let mut effects = Vec::new();
+    let events = fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    for (n, line) in events.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ev: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}: events.jsonl:{}: {e}", dir.display(), n + 1));
+        let t = ev["t"].as_u64().expect("t");
+        let now_s = t as u32;
+        let feed = |hosts: &mut BTreeMap<String, Host>,
+                    peer_complete: bool,
+                    ip: &str,
+                    e: HostEvent,
+                    behind: &BTreeSet<Mac>,
+                    out: &mut Vec<Value>| {
+            let h = hosts
+                .entry(ip.to_string())
+                .or_insert_with(|| Host::new(Held::Nothing, None, peer_complete, now_s));
+            let fx = h.handle(e, now_s, aging_s, |m| behind.contains(&m));
+            effect_lines(t, ip, fx, out);
+        };
+        if let Some(k) = ev.get("kernel") {
+            let ip = k["ip"].as_str().expect("kernel.ip");
+            let held = held_of(k["held"].as_str().expect("kernel.held"));
+            let reachable = k["reachable"].as_bool().unwrap_or(false);
+            feed(
+                &mut hosts,
+                peer_complete,
+                ip,
+                HostEvent::Kernel { held, reachable },
+                &behind,
+                &mut effects,
+            );
+        } else if let Some(p) = ev.get("peer") {
+            let ip = p["ip"].as_str().expect("peer.ip");
+            let m = p["mac"].as_str().map(mac);
+            feed(
+                &mut hosts,
+                peer_complete,
+                ip,
+                HostEvent::Peer(m),
+                &behind,
+                &mut effects,
+            );
+        } else if let Some(l) = ev.get("learned").or(ev.get("forgotten")) {
+            let m = mac(l["mac"].as_str().expect("mac"));
+            let on_member =
+                ev.get("learned").is_some() && members.contains(l["port"].as_str().expect("port"));
+            // only a change of place is an event (the daemon's bridge view)
+            let changed = if on_member {
+                behind.insert(m)
+            } else {
+                behind.remove(&m)
+            };
+            if !changed {
+                continue;
+            }
+            let moved: Vec<String> = hosts
+                .iter()
+                .filter(|(_, h)| {
+                    h.peer == Some(m) || matches!(h.held, Held::Own(x) | Held::Pinned(x) if x == m)
+                })
+                .map(|(ip, _)| ip.clone())
+                .collect();
+            for ip in moved {
+                feed(
+                    &mut hosts,
+                    peer_complete,
+                    &ip,
+                    HostEvent::Learned { on_member },
+                    &behind,
+                    &mut effects,
+                );
+            }
+        } else if let Some(p) = ev.get("peer_table") {
+            peer_complete = p == "complete";
+            for h in hosts.values_mut() {
+                h.peer_complete = peer_complete;
+            }
+            // the peer's first bulk: look again at every host
+            if peer_complete {
+                let ips: Vec<String> = hosts.keys().cloned().collect();
+                for ip in ips {
+                    feed(
+                        &mut hosts,
+                        peer_complete,
+                        &ip,
+                        HostEvent::Settle,
+                        &behind,
+                        &mut effects,
+                    );
+                }
+            }
+        } else if ev.get("sweep").is_some() {
+            let ips: Vec<String> = hosts.keys().cloned().collect();
+            for ip in ips {
+                feed(
+                    &mut hosts,
+                    peer_complete,
+                    &ip,
+                    HostEvent::Sweep,
+                    &behind,
+                    &mut effects,
+                );
+            }
+        } else {
+            panic!(
+                "{}: events.jsonl:{}: unknown event {ev}",
+                dir.display(),
+                n + 1
+            );
+        }
+    }
+    let status: serde_json::Map<String, Value> = hosts
+        .iter()
+        .map(|(ip, h)| {
+            (
+                ip.clone(),
+                json!({"held": held_text(h.held), "peer": h.peer.map(|m| m.to_string())}),
+            )
+        })
+        .collect();
+    (effects, Value::Object(status))
+}
+
+fn check(dir: &Path, effects: Vec<Value>, status: Value) -> Result<(), String> {
+    let got_effects: String = effects.iter().map(|v| format!("{v}\n")).collect();
+    let got_status = serde_json::to_string_pretty(&status).expect("json") + "\n";
+    if std::env::var_os("DAGW_BLESS").is_some() {
+        fs::write(dir.join("effects.jsonl"), &got_effects).expect("write effects");
+        fs::write(dir.join("status.json"), &got_status).expect("write status");
+        return Ok(());
+    }
+    let want_effects: Vec<Value> = fs::read_to_string(dir.join("effects.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("effects.jsonl line"))
+        .collect();
+    let want_status: Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("status.json")).expect("status.json"))
+            .expect("status.json");
+    let name = dir.file_name().unwrap().to_string_lossy();
+    if want_effects != effects {
+        return Err(format!(
+            "{name}: effects differ\n--- expected\n{}\n--- actual\n{got_effects}",
+            want_effects
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    if want_status != status {
+        return Err(format!(
+            "{name}: status differs\n--- expected\n{want_status:#}\n--- actual\n{got_status}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn neigh_scenarios() {
+    let dirs = scenarios("neigh-");
+    assert!(dirs.len() >= 10, "neigh-* scenarios missing: {dirs:?}");
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| {
+            let (e, s) = replay_neigh(d);
+            check(d, e, s).err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    eprintln!("{} neigh scenarios conform", dirs.len());
+}
