@@ -156,7 +156,7 @@ pub const KEYS: &[KeyDoc] = &[
         "state_dir",
         "\"/run/dagw\"",
         "an absolute path",
-        "Where dagw keeps its boot marker: keep it on a tmpfs; without the marker (first start after a boot) members are held for member_up_delay.",
+        "Where dagw records the kernel's boot id (any disk): a start under another boot id is a reboot, and members are held for member_up_delay; a restart of the service holds nothing.",
     ),
     // [peer]
     k(
