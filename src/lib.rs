@@ -2,6 +2,8 @@
 // Unsafe code is denied everywhere but in `sys`, which says why it needs it.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "assets")]
+pub mod assets;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -12,3 +14,4 @@ pub mod status;
 pub mod sync;
 pub mod sys;
 pub mod telemetry;
+pub mod vrp;

@@ -1,9 +1,11 @@
-//! `dagw` command line (DESIGN.md §3): run | check | status | reload | monitor.
+//! `dagw` command line (DESIGN.md §3): run | check | status | reload | monitor | import-vrp.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[cfg(feature = "assets")]
+use clap::CommandFactory;
 use clap::{Parser, Subcommand};
 
 use dagw::config::{self, LoadFailure};
@@ -27,16 +29,19 @@ struct Cli {
 enum Cmd {
     /// Run the daemon in the foreground.
     Run {
+        /// Configuration file.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate a configuration file offline.
     Check {
+        /// Configuration file.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Show the running daemon's state.
     Status {
+        /// Print JSON (the format of DESIGN.md section 5) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -44,9 +49,52 @@ enum Cmd {
     Reload,
     /// Stream state changes and alerts.
     Monitor {
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
+    /// Print a dagw configuration made from Huawei VRP configuration text.
+    ///
+    /// Reads `display current-configuration` output or a saved / typed VRP
+    /// config. Maps interface Vlanif/Vbdif (ip address, ipv6 enable, ipv6
+    /// address, mac-address, protocol up-delay-time), Eth-Trunk M-LAG members
+    /// (dfs-group N m-lag M, m-lag up-delay), the peer-link and the DFS group
+    /// (source ip A peer B, priority). Every line it does not map is listed on
+    /// stderr as FILE:LINE: note|warning|error: ... ; exit 1 when a line it
+    /// maps is malformed or the file cannot be read.
+    #[command(name = "import-vrp")]
+    ImportVrp(ImportVrpArgs),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[cfg(feature = "assets")]
+    #[command(name = "generate-assets", hide = true)]
+    GenerateAssets { dir: PathBuf },
+}
+
+#[derive(clap::Args)]
+struct ImportVrpArgs {
+    /// VRP configuration text ("-" for standard input).
+    file: PathBuf,
+    /// Linux SVI of VLAN N ({id} = N).
+    #[arg(long, value_name = "TEMPLATE", default_value = dagw::vrp::DEFAULT_VLANIF_INTERFACE, value_parser = dagw::vrp::check_template)]
+    vlanif_interface: String,
+    /// Linux SVI of bridge domain N ({id} = N).
+    #[arg(long, value_name = "TEMPLATE", default_value = dagw::vrp::DEFAULT_VBDIF_INTERFACE, value_parser = dagw::vrp::check_template)]
+    vbdif_interface: String,
+    /// vxlan device of bridge domain N ({id} = N).
+    #[arg(long, value_name = "TEMPLATE", default_value = dagw::vrp::DEFAULT_VXLAN_DEVICE, value_parser = dagw::vrp::check_template)]
+    vxlan_device: String,
+    /// Linux interface (bond) of Eth-Trunk N ({id} = N).
+    #[arg(long, value_name = "TEMPLATE", default_value = dagw::vrp::DEFAULT_TRUNK_INTERFACE, value_parser = dagw::vrp::check_template)]
+    trunk_interface: String,
+    /// Name one interface explicitly, e.g. Eth-Trunk0=peerlink (repeatable).
+    #[arg(long = "rename", value_name = "VRP=LINUX", value_parser = dagw::vrp::parse_rename)]
+    renames: Vec<(String, String)>,
+    /// [peer] key_file; without it [peer] is printed commented out (a key file must exist for `dagw check`).
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<String>,
+    /// The peer's VTEP for VBDIF bypass tunnels (default: the DFS peer address).
+    #[arg(long, value_name = "ADDRESS")]
+    bypass_vtep: Option<std::net::IpAddr>,
 }
 
 fn version() -> &'static str {
@@ -76,6 +124,9 @@ fn main() -> ExitCode {
         Cmd::Status { json } => status(&client_socket(&cli.socket), json),
         Cmd::Reload => reload(&client_socket(&cli.socket)),
         Cmd::Monitor { json } => monitor(&client_socket(&cli.socket), json),
+        Cmd::ImportVrp(args) => import_vrp(args),
+        #[cfg(feature = "assets")]
+        Cmd::GenerateAssets { dir } => generate_assets(&dir),
     }
 }
 
@@ -244,5 +295,59 @@ fn monitor(sock: &Path, json: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+fn import_vrp(args: ImportVrpArgs) -> ExitCode {
+    use std::io::Read;
+    let shown = args.file.display().to_string();
+    let limit = dagw::vrp::MAX_INPUT_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    let read = if shown == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(&args.file).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+    };
+    if let Err(e) = read {
+        eprintln!("{shown}: error: cannot read the file: {e}");
+        return ExitCode::from(1);
+    }
+    // VRP text is ASCII; a stray byte should not cost the whole import.
+    let text = String::from_utf8_lossy(&bytes);
+    let opts = dagw::vrp::Options {
+        vlanif_interface: args.vlanif_interface,
+        vbdif_interface: args.vbdif_interface,
+        vxlan_device: args.vxlan_device,
+        trunk_interface: args.trunk_interface,
+        renames: args.renames,
+        key_file: args.key_file,
+        bypass_vtep: args.bypass_vtep,
+        source: shown.clone(),
+    };
+    let imported = dagw::vrp::import(&text, &opts);
+    for f in &imported.findings {
+        eprintln!("{}", f.render(&shown));
+    }
+    let printed = print_out(&imported.toml);
+    if imported.has_errors() {
+        ExitCode::from(1)
+    } else {
+        printed
+    }
+}
+
+#[cfg(feature = "assets")]
+fn generate_assets(dir: &Path) -> ExitCode {
+    match dagw::assets::write_all(dir, Cli::command(), version()) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dagw: cannot write the assets to {}: {e}", dir.display());
+            ExitCode::from(1)
+        }
     }
 }

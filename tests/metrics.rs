@@ -58,6 +58,15 @@ fn metrics_follow_the_daemon_state() {
         body.contains("dagw_peer_up{state=\"disabled\"} 0"),
         "{body}"
     );
+    // The families from the status document (telemetry::metrics::status_families).
+    assert!(
+        body.contains("dagw_gateway_up_delay_seconds{gateway=\"vlanif10\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE dagw_gateway_hold_reason gauge"),
+        "{body}"
+    );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
 
     ns.ip("addr del 192.0.2.1/24 dev gw10");

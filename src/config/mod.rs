@@ -13,6 +13,7 @@ pub mod diag;
 pub mod huawei;
 pub mod model;
 mod parse;
+pub mod reference;
 mod validate;
 
 pub use diag::{Diagnostic, Severity, render_all};

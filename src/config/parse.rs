@@ -1418,6 +1418,7 @@ pub fn known_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("mlag", MLAG_KEYS),
         ("up_delay", UP_DELAY_KEYS),
         ("metrics", METRICS_KEYS),
+        ("uplinks", UPLINKS_KEYS),
         ("gateway", GATEWAY_KEYS),
         ("gateway.vxlan", VXLAN_KEYS),
     ]

@@ -1410,6 +1410,7 @@ impl Daemon {
                 e.sample("dagw_sync_refused_total", &[("reason", reason)], n as f64);
             }
         }
+        crate::telemetry::metrics::status_families(&mut e, &st);
         e.finish()
     }
 

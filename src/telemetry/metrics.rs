@@ -112,3 +112,127 @@ impl Exposition {
         self.out
     }
 }
+
+/// The families an alert needs that the status document already holds: why
+/// a gateway or member is held, each gateway's configured delay, whether the
+/// peers agree, and the ARP/ND sync's progress. Called by the daemon's
+/// exposition after its own families.
+pub fn status_families(e: &mut Exposition, st: &crate::status::Status) {
+    e.family(
+        "dagw_gateway_up_delay_seconds",
+        "gauge",
+        "The gateway's configured up-delay (protocol up-delay-time)",
+    );
+    for g in &st.gateways {
+        e.sample(
+            "dagw_gateway_up_delay_seconds",
+            &[("gateway", &g.name)],
+            g.up_delay_ms as f64 / 1000.0,
+        );
+    }
+    e.family(
+        "dagw_gateway_hold_reason",
+        "gauge",
+        "1 for the reason a gateway is not up (no-interface, svi-down, up-delay, min-delay, arp-sync, mismatch, peer-link-recovery)",
+    );
+    for g in st.gateways.iter().filter(|g| g.state != "up") {
+        if let Some(r) = &g.reason {
+            e.sample(
+                "dagw_gateway_hold_reason",
+                &[("gateway", &g.name), ("reason", r)],
+                1.0,
+            );
+        }
+    }
+    e.family(
+        "dagw_member_hold_reason",
+        "gauge",
+        "1 for the reason a member is held (member-up-delay, split-brain, peer-link-recovery, waiting-gateways, ...)",
+    );
+    for m in st.members.iter().filter(|m| m.state != "up") {
+        if let Some(r) = &m.reason {
+            e.sample(
+                "dagw_member_hold_reason",
+                &[("member", &m.name), ("reason", r)],
+                1.0,
+            );
+        }
+    }
+    let peer = &st.peer;
+    if let Some(c) = peer.consistent {
+        e.family(
+            "dagw_peer_consistent",
+            "gauge",
+            "1 while the peer's gateway configuration agrees with ours",
+        );
+        e.sample("dagw_peer_consistent", &[], f64::from(u8::from(c)));
+    }
+    if let Some(m) = &peer.mismatches {
+        e.family(
+            "dagw_peer_mismatches",
+            "gauge",
+            "Differences between the peers' gateway configurations",
+        );
+        e.sample("dagw_peer_mismatches", &[], m.len() as f64);
+    }
+    if let Some(sync) = peer.sync.as_ref().filter(|s| s.is_object()) {
+        let number = |k: &str| sync.get(k).and_then(serde_json::Value::as_f64);
+        if let Some(b) = sync
+            .get("bulk_complete")
+            .and_then(serde_json::Value::as_bool)
+        {
+            e.family(
+                "dagw_sync_bulk_complete",
+                "gauge",
+                "1 once the peer's full ARP/ND table has arrived in this session",
+            );
+            e.sample("dagw_sync_bulk_complete", &[], f64::from(u8::from(b)));
+        }
+        if let Some(n) = number("sessions") {
+            e.family(
+                "dagw_sync_sessions",
+                "counter",
+                "ARP/ND sync sessions established",
+            );
+            e.sample("dagw_sync_sessions_total", &[], n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_families_from_a_status_document() {
+        let st: crate::status::Status = serde_json::from_str(
+            r#"{ "version": "0.1.0", "node": "leaf1a", "role": "backup",
+              "peer": { "state": "up", "address": "203.0.113.2", "last_heard_ms": 120,
+                        "rtt_us": 85, "consistent": false,
+                        "mismatches": [{"gateway": "vlanif10", "field": "mac", "local": "a", "peer": "b"}],
+                        "sync": {"state": "established", "sessions": 2, "bulk_complete": false, "peer_entries": 10} },
+              "gateways": [ { "name": "vlanif10", "kind": "vlanif", "id": 10, "interface": "br10",
+                  "device": "gw10", "mac": "00:00:5e:00:01:01", "ipv4": [], "ipv6": [],
+                  "link_local": null, "state": "holding", "reason": "arp-sync", "hold_remaining_ms": 800,
+                  "up_delay_ms": 1500, "arp": { "local": 1, "peer": 2 }, "nd": { "local": 0, "peer": 0 },
+                  "corrections": 0, "error": null } ],
+              "members": [ { "name": "bond1", "state": "holding", "reason": "split-brain",
+                             "method": "protodown", "hold_remaining_ms": null } ] }"#,
+        )
+        .expect("status JSON");
+        let mut e = Exposition::default();
+        status_families(&mut e, &st);
+        let text = e.finish();
+        for line in [
+            "dagw_gateway_up_delay_seconds{gateway=\"vlanif10\"} 1.5",
+            "dagw_gateway_hold_reason{gateway=\"vlanif10\",reason=\"arp-sync\"} 1",
+            "dagw_member_hold_reason{member=\"bond1\",reason=\"split-brain\"} 1",
+            "dagw_peer_consistent 0",
+            "dagw_peer_mismatches 1",
+            "dagw_sync_bulk_complete 0",
+            "dagw_sync_sessions_total 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+    }
+}
