@@ -27,6 +27,7 @@
 //!       id u32, mac [6], up_delay_ms u32, ipv4 digest u32, ipv6 digest u32,
 //!       arp u32, nd u32                                     (= 32 bytes)
 //!     extensions: (type u16, len u16, value) until the trailer; unknown skipped
+//!       1 node flags (len 4): u32, bit 0 drained, bit 1 goodbye
 //!  .. HMAC-SHA256 over everything before it      32
 //! ```
 
@@ -53,6 +54,12 @@ pub const MAX_PACKET: usize =
 pub const FROM_LOWER: u8 = 1;
 /// `direction`: sent by the side whose `[peer] local` is the higher address.
 pub const FROM_HIGHER: u8 = 2;
+/// Extension 1: node flags.
+pub const EXT_FLAGS: u16 = 1;
+/// Node flag: `dagw drain` is in force (members held for maintenance).
+pub const FLAG_DRAINED: u32 = 1;
+/// Node flag: the sender is stopping cleanly (SIGTERM): its last packet.
+pub const FLAG_GOODBYE: u32 = 1 << 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GwEntry {
@@ -90,6 +97,8 @@ pub struct Heartbeat {
     pub page: u16,
     pub pages: u16,
     pub gateways: HVec<GwEntry, MAX_ENTRIES>,
+    /// [`FLAG_DRAINED`], [`FLAG_GOODBYE`] (extension 1; 0 when absent).
+    pub flags: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -239,11 +248,15 @@ pub fn decode(signed: &[u8]) -> Result<Heartbeat, DecodeError> {
         }
         let _ = hb.gateways.push(g);
     }
-    // extensions: none known in version 1; skip them, but they must frame
+    // extensions: known ones are read, unknown ones skipped; all must frame
     while r.pos < signed.len() {
-        let _ty = r.u16()?;
+        let ty = r.u16()?;
         let len = r.u16()? as usize;
-        r.take(len)?;
+        let value = r.take(len)?;
+        if ty == EXT_FLAGS {
+            let v: [u8; 4] = value.try_into().map_err(|_| DecodeError::Length)?;
+            hb.flags = u32::from_be_bytes(v);
+        }
     }
     Ok(hb)
 }
@@ -293,6 +306,11 @@ pub fn encode(hb: &Heartbeat, out: &mut [u8]) -> Option<usize> {
             w.put(&v.to_be_bytes())?;
         }
     }
+    if hb.flags != 0 {
+        w.put(&EXT_FLAGS.to_be_bytes())?;
+        w.put(&4u16.to_be_bytes())?;
+        w.put(&hb.flags.to_be_bytes())?;
+    }
     let len = w.pos;
     let total = u16::try_from(len + MAC_LEN).ok()?;
     out[8..10].copy_from_slice(&total.to_be_bytes());
@@ -334,6 +352,20 @@ mod tests {
             })
             .unwrap();
         hb
+    }
+
+    #[test]
+    fn node_flags_travel_as_extension_1() {
+        let mut hb = sample();
+        hb.flags = FLAG_DRAINED | FLAG_GOODBYE;
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&hb, &mut buf).unwrap();
+        assert_eq!(decode(&buf[..n]).unwrap(), hb);
+        // without flags, no extension at all (the golden packet is unchanged)
+        let plain = sample();
+        let m = encode(&plain, &mut buf).unwrap();
+        assert_eq!(m + 8, n);
+        assert_eq!(decode(&buf[..m]).unwrap().flags, 0);
     }
 
     #[test]
