@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod bypass;
+pub mod consistency;
 pub mod drift;
 pub mod gateway;
 pub mod ifname;

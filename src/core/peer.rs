@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::peer::codec::{GwEntry, Heartbeat};
+pub use crate::core::consistency::{Mismatch, compare};
+use crate::peer::codec::{GwEntry, Heartbeat, NodePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -103,6 +104,8 @@ pub struct PeerMachine {
     pub peer_epoch: u64,
     /// The peer's gateways from its last complete round, by (kind, id).
     pub table: BTreeMap<(u8, u32), GwEntry>,
+    /// The peer's node-wide settings (heartbeat extension 2), as last heard.
+    pub policy: Option<NodePolicy>,
     staging: BTreeMap<(u8, u32), GwEntry>,
     staging_next_page: u16,
     pub peer_link: LinkState,
@@ -131,6 +134,7 @@ impl PeerMachine {
             peer_priority: 0,
             peer_epoch: 0,
             table: BTreeMap::new(),
+            policy: None,
             staging: BTreeMap::new(),
             staging_next_page: 0,
             peer_link: LinkState::NotConfigured,
@@ -180,6 +184,7 @@ impl PeerMachine {
                 out.push(PeerChange::Role(role));
             }
         }
+        self.policy = hb.policy;
         if restarted || hb.page == 0 {
             self.staging.clear();
             self.staging_next_page = 0;
@@ -211,6 +216,7 @@ impl PeerMachine {
         {
             self.state = PeerState::Down;
             self.table.clear();
+            self.policy = None;
             self.rtt = None;
             out.push(PeerChange::State(PeerState::Down));
             // alone, this switch carries the traffic
@@ -248,83 +254,6 @@ impl PeerMachine {
     pub fn role_str(&self) -> &'static str {
         self.role.as_str()
     }
-}
-
-/// One configuration difference between the peers (status `peer.mismatches`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub gateway: String,
-    pub field: &'static str,
-    pub local: String,
-    pub peer: String,
-}
-
-/// Compare local gateways (name, entry) with the peer's table. Seed: the
-/// VLANIF/VBDIF interfaces of both devices "must be configured with the same
-/// IP address" and "the same virtual MAC address"; dagw adds the up-delay.
-pub fn compare(local: &[(String, GwEntry)], peer: &BTreeMap<(u8, u32), GwEntry>) -> Vec<Mismatch> {
-    let mut out = Vec::new();
-    let hex = |m: [u8; 6]| {
-        format!(
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    };
-    for (name, l) in local {
-        let Some(p) = peer.get(&(l.kind, l.id)) else {
-            out.push(Mismatch {
-                gateway: name.clone(),
-                field: "missing",
-                local: "configured".into(),
-                peer: "absent".into(),
-            });
-            continue;
-        };
-        if l.ipv4_digest != p.ipv4_digest {
-            out.push(Mismatch {
-                gateway: name.clone(),
-                field: "ipv4",
-                local: format!("{:08x}", l.ipv4_digest),
-                peer: format!("{:08x}", p.ipv4_digest),
-            });
-        }
-        if l.ipv6_digest != p.ipv6_digest {
-            out.push(Mismatch {
-                gateway: name.clone(),
-                field: "ipv6",
-                local: format!("{:08x}", l.ipv6_digest),
-                peer: format!("{:08x}", p.ipv6_digest),
-            });
-        }
-        if l.mac != p.mac {
-            out.push(Mismatch {
-                gateway: name.clone(),
-                field: "mac",
-                local: hex(l.mac),
-                peer: hex(p.mac),
-            });
-        }
-        if l.up_delay_ms != p.up_delay_ms {
-            out.push(Mismatch {
-                gateway: name.clone(),
-                field: "up_delay",
-                local: format!("{}ms", l.up_delay_ms),
-                peer: format!("{}ms", p.up_delay_ms),
-            });
-        }
-    }
-    for (kind, id) in peer.keys() {
-        if !local.iter().any(|(_, l)| l.kind == *kind && l.id == *id) {
-            let name = format!("{}{id}", if *kind == 1 { "vlanif" } else { "vbdif" });
-            out.push(Mismatch {
-                gateway: name,
-                field: "missing",
-                local: "absent".into(),
-                peer: "configured".into(),
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -439,48 +368,5 @@ mod tests {
         assert_eq!(p.table.len(), 2);
         // a lost page 0: page 1 alone completes nothing
         assert!(!p.on_heartbeat(&h1, t0).contains(&PeerChange::TableComplete));
-    }
-
-    #[test]
-    fn mismatches_name_the_field() {
-        let l = GwEntry {
-            kind: 1,
-            id: 10,
-            mac: [0, 0, 0x5e, 0, 1, 1],
-            up_delay_ms: 1000,
-            ipv4_digest: 1,
-            ipv6_digest: 2,
-            ..Default::default()
-        };
-        let mut peer = BTreeMap::new();
-        peer.insert(
-            (1, 10),
-            GwEntry {
-                mac: [0, 0, 0x5e, 0, 1, 2],
-                up_delay_ms: 2000,
-                ipv4_digest: 9,
-                ..l
-            },
-        );
-        peer.insert(
-            (2, 5010),
-            GwEntry {
-                kind: 2,
-                id: 5010,
-                ..l
-            },
-        );
-        let m = compare(&[("vlanif10".into(), l)], &peer);
-        let fields: Vec<_> = m.iter().map(|m| (m.gateway.as_str(), m.field)).collect();
-        assert_eq!(
-            fields,
-            vec![
-                ("vlanif10", "ipv4"),
-                ("vlanif10", "mac"),
-                ("vlanif10", "up_delay"),
-                ("vbdif5010", "missing")
-            ]
-        );
-        assert!(compare(&[("vlanif10".into(), l)], &BTreeMap::from([((1, 10), l)])).is_empty());
     }
 }

@@ -1082,6 +1082,8 @@ impl Daemon {
         self.reconcile_all(now);
         self.check_bypass();
         self.save_member_records();
+        // the peer learns our new values; we compare with its at once
+        self.announce_gateways(now);
     }
 
     fn reload(&mut self, now: Instant) -> Result<Vec<Diagnostic>, Vec<String>> {

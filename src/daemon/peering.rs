@@ -5,13 +5,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::Daemon;
 use crate::config::{self, Gateway, GatewayKind, Peer};
 use crate::core::gateway::{GwState, HoldReason};
 use crate::core::member::MemberHoldReason;
-use crate::core::peer::{self, LinkState, Mismatch, PeerChange, PeerMachine, PeerState, Role};
+use crate::core::consistency::{self, GwConfig, Mismatch, PeerConfig};
+use crate::core::peer::{LinkState, PeerChange, PeerMachine, PeerState, Role};
 use crate::peer::auth::{Key, Keyring};
 use crate::peer::codec::{GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
 use crate::peer::link::{DropReason, PeerLink, random_epoch};
@@ -104,37 +103,15 @@ impl PeerRuntime {
     }
 }
 
-fn digest(items: impl Iterator<Item = String>) -> u32 {
-    let mut h = Sha256::new();
-    for i in items {
-        h.update(i.as_bytes());
-        h.update(b",");
-    }
-    let d = h.finalize();
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
-}
-
-/// What the peer must agree on, plus state and counts, for one gateway.
+/// What the peer must agree on (in the canonical form of
+/// `core::consistency`), plus state and counts, for one gateway.
 pub fn entry(g: &Gateway, state: GwState, arp: u32, nd: u32) -> GwEntry {
-    let (kind, id) = match g.kind {
-        GatewayKind::Vlanif(v) => (1, u32::from(v)),
-        GatewayKind::Vbdif(b) => (2, b),
+    let state = match state {
+        GwState::Down(_) => 0,
+        GwState::Holding { .. } => 1,
+        GwState::Up => 2,
     };
-    GwEntry {
-        kind,
-        id,
-        state: match state {
-            GwState::Down(_) => 0,
-            GwState::Holding { .. } => 1,
-            GwState::Up => 2,
-        },
-        mac: g.mac.0,
-        up_delay_ms: g.up_delay.as_millis().min(u32::MAX as u128) as u32,
-        ipv4_digest: digest(g.ipv4.iter().map(|p| p.to_string())),
-        ipv6_digest: digest(g.ipv6.iter().map(|p| p.to_string())),
-        arp,
-        nd,
-    }
+    GwConfig::of(g).entry(state, arp, nd)
 }
 
 /// Wait for a datagram; never ready without a socket.
@@ -264,6 +241,7 @@ impl Daemon {
         let entries = self.local_entries();
         let degraded = self.gateways.iter().any(|g| g.last_error.is_some());
         let link_state = self.peer_link_state();
+        let policy = consistency::node_policy(&self.cfg);
         let Some(p) = self.peer.as_mut() else { return };
         let Some(sock) = p.socket.as_ref() else {
             return;
@@ -278,6 +256,7 @@ impl Daemon {
                 peer_link: link_state.wire(),
                 page: page as u16,
                 pages: pages as u16,
+                policy: Some(policy),
                 ..Default::default()
             };
             for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
@@ -484,10 +463,28 @@ impl Daemon {
         }
     }
 
-    fn check_consistency(&mut self, now: Instant) {
-        let local = self.local_entries();
+    /// Compare with what we know of the peer's configuration (its last
+    /// heartbeat round, its node policy, the exact values from the sync
+    /// channel); alert and apply strict mode when the differences change.
+    pub(super) fn check_consistency(&mut self, now: Instant) {
+        let local: Vec<(String, GwConfig)> = self
+            .gateways
+            .iter()
+            .map(|g| (g.cfg.name.to_string(), GwConfig::of(&g.cfg)))
+            .collect();
+        let local_node = consistency::node_policy(&self.cfg);
+        let no_exact = Default::default();
+        let exact = self.sync.as_ref().map_or(&no_exact, |s| &s.peer_gateways.known);
         let Some(p) = self.peer.as_mut() else { return };
-        let found = peer::compare(&local, &p.machine.table);
+        let found = consistency::compare(
+            &local,
+            &local_node,
+            PeerConfig {
+                table: &p.machine.table,
+                exact,
+                node: p.machine.policy,
+            },
+        );
         if found != p.mismatches {
             p.mismatches = found.clone();
             let addr = p.cfg.address.to_string();
@@ -499,19 +496,8 @@ impl Daemon {
                     "configuration consistent with the peer again",
                 ));
             } else {
-                let list: Vec<serde_json::Value> = found
-                    .iter()
-                    .map(|m| serde_json::json!({"gateway": m.gateway, "field": m.field, "local": m.local, "peer": m.peer}))
-                    .collect();
-                let text: Vec<String> = found
-                    .iter()
-                    .map(|m| {
-                        format!(
-                            "{} {} (local {}, peer {})",
-                            m.gateway, m.field, m.local, m.peer
-                        )
-                    })
-                    .collect();
+                let list: Vec<serde_json::Value> = found.iter().map(Mismatch::to_json).collect();
+                let text: Vec<String> = found.iter().map(Mismatch::text).collect();
                 self.emit(
                     Notice::new(
                         Kind::Alert,
@@ -526,13 +512,29 @@ impl Daemon {
         }
     }
 
+    /// The peer's exact values arrived (or ours changed): compare again at
+    /// once if a complete heartbeat round is there to compare with.
+    pub(super) fn recheck_consistency(&mut self, now: Instant) {
+        if self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.machine.state == PeerState::Up && !p.machine.table.is_empty())
+        {
+            self.check_consistency(now);
+        }
+    }
+
     /// Strict mode: the backup error-downs mismatched gateways until fixed.
     fn apply_strict_holds(&mut self, now: Instant) {
         let strict_backup = self.is_backup() && self.peer.as_ref().is_some_and(|p| p.cfg.strict);
         let mismatched: Vec<String> = self
             .peer
             .as_ref()
-            .map(|p| p.mismatches.iter().map(|m| m.gateway.clone()).collect())
+            .map(|p| {
+                consistency::strict_holds(&p.mismatches)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         for i in 0..self.gateways.len() {
             let hold = strict_backup && mismatched.iter().any(|m| self.gateways[i].cfg.name == *m);

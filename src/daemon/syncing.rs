@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::Daemon;
 use crate::config::GatewayKind;
+use crate::core::consistency::{ExactValues, GwConfig, GwKey};
 use crate::core::kernel::{KernelEvent, NeighKey as KKey};
 use crate::core::mac::Mac;
 use crate::core::neigh::{self, Held, Host, HostEvent, NeighAction, SyncNews};
@@ -70,6 +71,11 @@ pub struct SyncRuntime {
     pub sessions: u64,
     pub grace_until: Option<Instant>,
     pub established: bool,
+    /// The peer's gateways' exact values (only of gateways we have), for
+    /// the mismatch report (`core::consistency`).
+    pub peer_gateways: ExactValues,
+    /// Our gateways' exact values as sent in this session (None: not yet).
+    announced: Option<Vec<GwConfig>>,
     keys: watch::Sender<Keyring>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -169,6 +175,8 @@ impl SyncRuntime {
                 sessions: 0,
                 grace_until: None,
                 established: false,
+                peer_gateways: ExactValues::default(),
+                announced: None,
                 keys,
                 task,
             },
@@ -202,6 +210,26 @@ impl Daemon {
         );
         self.sync = Some(rt);
         self.sync_rx_pending = Some(rx);
+    }
+
+    /// The keys of our configured gateways.
+    fn gateway_keys(&self) -> std::collections::BTreeSet<GwKey> {
+        self.gateways.iter().map(|g| kind_id(g.cfg.kind)).collect()
+    }
+
+    /// Send our gateways' exact values to the peer if this session has not
+    /// had them as they are now (a new session, or a reload changed them);
+    /// forget the peer's values of gateways we no longer have; compare again.
+    pub(super) fn announce_gateways(&mut self, now: Instant) {
+        let ours = self.gateway_keys();
+        let values: Vec<GwConfig> = self.gateways.iter().map(|g| GwConfig::of(&g.cfg)).collect();
+        let Some(s) = self.sync.as_mut() else { return };
+        s.peer_gateways.retain(|k| ours.contains(&k));
+        if s.outbound.is_some() && s.announced.as_ref() != Some(&values) {
+            s.announced = Some(values.clone());
+            self.send_outbound(Outbound::Gateways(values));
+        }
+        self.recheck_consistency(now);
     }
 
     /// What the peer may install here: our gateways' prefixes, the caps.
@@ -380,8 +408,10 @@ impl Daemon {
                 s.outbound = Some(tx);
                 s.bulk_complete = false;
                 s.sessions += 1;
+                s.announced = None;
                 let bulk = self.local_entries_for_sync();
                 self.send_outbound(Outbound::Bulk(bulk));
+                self.announce_gateways(now);
             }
             SyncEvent::Msg(m) => {
                 let mut reconcile_kernel = false;
@@ -414,8 +444,27 @@ impl Daemon {
                         .with("entries", *total);
                         self.emit(n);
                     }
+                    Inbound::Gateways {
+                        first,
+                        last,
+                        gateways,
+                    } => {
+                        let ours = self.gateway_keys();
+                        let Some(s) = self.sync.as_mut() else { return };
+                        let complete = s.peer_gateways.on_frame(
+                            *first,
+                            *last,
+                            gateways.clone(),
+                            |k| ours.contains(&k),
+                        );
+                        if complete {
+                            self.recheck_consistency(now);
+                        }
+                    }
                     Inbound::Closed(reason) => {
                         s.outbound = None;
+                        s.announced = None;
+                        s.peer_gateways.abandon();
                         s.bulk_complete = false;
                         if s.established {
                             s.grace_until = Some(now + GRACE);

@@ -28,6 +28,8 @@
 //!       arp u32, nd u32                                     (= 32 bytes)
 //!     extensions: (type u16, len u16, value) until the trailer; unknown skipped
 //!       1 node flags (len 4): u32, bit 0 drained, bit 1 goodbye
+//!       2 node policy (len >= 13): member_up_delay_ms u32, up_delay mode u8
+//!         (1 static, 2 dynamic), up_delay min_ms u32, max_ms u32
 //!  .. HMAC-SHA256 over everything before it      32
 //! ```
 
@@ -60,6 +62,23 @@ pub const EXT_FLAGS: u16 = 1;
 pub const FLAG_DRAINED: u32 = 1;
 /// Node flag: the sender is stopping cleanly (SIGTERM): its last packet.
 pub const FLAG_GOODBYE: u32 = 1 << 1;
+/// Extension 2: the node-wide settings the peers compare (`member_up_delay`
+/// and the `[up_delay]` policy).
+pub const EXT_NODE_POLICY: u16 = 2;
+/// The value of extension 2 in this version; a longer one is read up to here.
+pub const NODE_POLICY_LEN: usize = 13;
+
+/// Extension 2: what the peers must agree on beyond the gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodePolicy {
+    /// `[mlag] member_up_delay` in milliseconds (saturates at 2³² − 1).
+    pub member_up_delay_ms: u32,
+    /// `[up_delay] mode = "dynamic"`.
+    pub dynamic: bool,
+    /// `[up_delay] min` / `max` in milliseconds (saturate).
+    pub min_ms: u32,
+    pub max_ms: u32,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GwEntry {
@@ -99,6 +118,8 @@ pub struct Heartbeat {
     pub gateways: HVec<GwEntry, MAX_ENTRIES>,
     /// [`FLAG_DRAINED`], [`FLAG_GOODBYE`] (extension 1; 0 when absent).
     pub flags: u32,
+    /// Extension 2; None when absent (a sender that does not compare them).
+    pub policy: Option<NodePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -256,9 +277,32 @@ pub fn decode(signed: &[u8]) -> Result<Heartbeat, DecodeError> {
         if ty == EXT_FLAGS {
             let v: [u8; 4] = value.try_into().map_err(|_| DecodeError::Length)?;
             hb.flags = u32::from_be_bytes(v);
+        } else if ty == EXT_NODE_POLICY {
+            hb.policy = Some(decode_policy(value)?);
         }
     }
     Ok(hb)
+}
+
+/// Extension 2's value: its first [`NODE_POLICY_LEN`] bytes (a later
+/// version may append fields).
+fn decode_policy(value: &[u8]) -> Result<NodePolicy, DecodeError> {
+    if value.len() < NODE_POLICY_LEN {
+        return Err(DecodeError::Length);
+    }
+    let mut r = Reader { buf: value, pos: 0 };
+    let member_up_delay_ms = r.u32()?;
+    let dynamic = match r.u8()? {
+        1 => false,
+        2 => true,
+        _ => return Err(DecodeError::Range),
+    };
+    Ok(NodePolicy {
+        member_up_delay_ms,
+        dynamic,
+        min_ms: r.u32()?,
+        max_ms: r.u32()?,
+    })
 }
 
 struct Writer<'a> {
@@ -310,6 +354,14 @@ pub fn encode(hb: &Heartbeat, out: &mut [u8]) -> Option<usize> {
         w.put(&EXT_FLAGS.to_be_bytes())?;
         w.put(&4u16.to_be_bytes())?;
         w.put(&hb.flags.to_be_bytes())?;
+    }
+    if let Some(p) = &hb.policy {
+        w.put(&EXT_NODE_POLICY.to_be_bytes())?;
+        w.put(&(NODE_POLICY_LEN as u16).to_be_bytes())?;
+        w.put(&p.member_up_delay_ms.to_be_bytes())?;
+        w.put(&[if p.dynamic { 2 } else { 1 }])?;
+        w.put(&p.min_ms.to_be_bytes())?;
+        w.put(&p.max_ms.to_be_bytes())?;
     }
     let len = w.pos;
     let total = u16::try_from(len + MAC_LEN).ok()?;
@@ -366,6 +418,64 @@ mod tests {
         let m = encode(&plain, &mut buf).unwrap();
         assert_eq!(m + 8, n);
         assert_eq!(decode(&buf[..m]).unwrap().flags, 0);
+    }
+
+    #[test]
+    fn node_policy_travels_as_extension_2() {
+        let mut hb = sample();
+        hb.flags = FLAG_DRAINED;
+        hb.policy = Some(NodePolicy {
+            member_up_delay_ms: 240_000,
+            dynamic: true,
+            min_ms: 1000,
+            max_ms: 120_000,
+        });
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&hb, &mut buf).unwrap();
+        assert_eq!(decode(&buf[..n]).unwrap(), hb);
+        let m = encode(&sample(), &mut buf).unwrap();
+        assert_eq!(m + 8 + 4 + NODE_POLICY_LEN, n, "both extensions, nothing else");
+        // a static policy: mode 1
+        hb.policy = Some(NodePolicy {
+            dynamic: false,
+            ..hb.policy.unwrap()
+        });
+        let n = encode(&hb, &mut buf).unwrap();
+        assert_eq!(decode(&buf[..n]).unwrap().policy, hb.policy);
+    }
+
+    #[test]
+    fn node_policy_bounds() {
+        let mut buf = [0u8; MAX_PACKET];
+        let n = encode(&sample(), &mut buf).unwrap();
+        let with = |value: &[u8]| {
+            let mut v = buf[..n].to_vec();
+            v.extend_from_slice(&EXT_NODE_POLICY.to_be_bytes());
+            v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            v.extend_from_slice(value);
+            decode(&v)
+        };
+        let good = [0, 0, 0xea, 0x60, 2, 0, 0, 3, 0xe8, 0, 1, 0xd4, 0xc0];
+        let p = with(&good).unwrap().policy.unwrap();
+        assert_eq!(
+            p,
+            NodePolicy {
+                member_up_delay_ms: 60_000,
+                dynamic: true,
+                min_ms: 1000,
+                max_ms: 120_000
+            }
+        );
+        // a longer value (a later version's): the known part is read
+        let mut longer = good.to_vec();
+        longer.extend_from_slice(&[9, 9, 9]);
+        assert_eq!(with(&longer).unwrap().policy, Some(p));
+        assert_eq!(with(&good[..12]), Err(DecodeError::Length), "too short");
+        let mut bad_mode = good;
+        bad_mode[4] = 3;
+        assert_eq!(with(&bad_mode), Err(DecodeError::Range), "mode 3");
+        bad_mode[4] = 0;
+        assert_eq!(with(&bad_mode), Err(DecodeError::Range), "mode 0");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  len  u32     length of what follows (type .. tag), 25 ..= 65536
-//!  type u8      1 BulkStart, 2 Entries, 3 Deletes, 4 BulkEnd, 5 Keepalive
+//!  type u8      1 BulkStart, 2 Entries, 3 Deletes, 4 BulkEnd, 5 Keepalive,
+//!               6 Gateways
 //!  seq  u64     per direction, the first frame is 1, then strictly +1
 //!  payload      BulkStart: epoch u64
 //!               Entries:   count u16 (<= 1000), then count entries:
@@ -14,6 +15,11 @@
 //!                            kind u8, gateway id u32, family u8, ip
 //!               BulkEnd:   total u32 (entries sent since BulkStart)
 //!               Keepalive: empty
+//!               Gateways:  flags u8 (bit 0 first frame of a set, bit 1 last;
+//!                            others 0), count u16, then count gateways:
+//!                            kind u8, id u32, mac [6], up_delay_ms u32,
+//!                            n4 u16 (<= 256), n4 × (addr [4], len u8 <= 32),
+//!                            n6 u16 (<= 256), n6 × (addr [16], len u8 <= 128)
 //!  tag  [16]    first 16 bytes of HMAC-SHA256(direction's session key,
 //!               type || seq || payload)
 //! ```
@@ -28,6 +34,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{GW_VBDIF, GW_VLANIF, NeighEntry, NeighKey, SyncError};
+use crate::config::{Ipv4Prefix, Ipv6Prefix, MAX_ADDRESSES};
+use crate::core::consistency::GwConfig;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -36,6 +44,11 @@ pub const TYPE_ENTRIES: u8 = 2;
 pub const TYPE_DELETES: u8 = 3;
 pub const TYPE_BULK_END: u8 = 4;
 pub const TYPE_KEEPALIVE: u8 = 5;
+pub const TYPE_GATEWAYS: u8 = 6;
+/// Gateways flag: the first frame of a set (the receiver starts afresh).
+pub const GATEWAYS_FIRST: u8 = 1;
+/// Gateways flag: the last frame of a set (the receiver's view is replaced).
+pub const GATEWAYS_LAST: u8 = 2;
 
 pub const TAG_LEN: usize = 16;
 /// The largest value of the length field (what follows it).
@@ -48,6 +61,14 @@ pub const MAX_ITEMS: usize = 1000;
 pub const READ_CHUNK: usize = 16 * 1024;
 /// A reader never holds more than this: one incomplete frame and one chunk.
 pub const MAX_BUFFERED: usize = 4 + MAX_FRAME + READ_CHUNK;
+/// The largest Gateways payload: the frame less type, seq and tag.
+const MAX_GATEWAYS_PAYLOAD: usize = MAX_FRAME - MIN_FRAME;
+
+/// The encoded size of one gateway in a Gateways frame (at most 5651 bytes:
+/// 256 addresses of each family).
+pub fn gateway_len(g: &GwConfig) -> usize {
+    1 + 4 + 6 + 4 + 2 + g.ipv4().len() * 5 + 2 + g.ipv6().len() * 17
+}
 
 /// A decoded, authenticated frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +78,13 @@ pub enum Frame {
     Deletes(Vec<NeighKey>),
     BulkEnd { total: u32 },
     Keepalive,
+    /// Part of the sender's announcement of its gateways' exact values
+    /// (`first`: a new set begins; `last`: the set is complete).
+    Gateways {
+        first: bool,
+        last: bool,
+        gateways: Vec<GwConfig>,
+    },
 }
 
 fn keyed(key: &[u8; 32]) -> HmacSha256 {
@@ -191,6 +219,83 @@ impl FrameWriter {
         self.finish(out, s);
     }
 
+    /// One Gateways frame. At most 65511 bytes of payload and
+    /// [`MAX_ADDRESSES`] addresses of each family per gateway; else nothing
+    /// is written.
+    pub fn gateways(
+        &mut self,
+        first: bool,
+        last: bool,
+        gateways: &[GwConfig],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SyncError> {
+        let size = 3 + gateways.iter().map(gateway_len).sum::<usize>();
+        if size > MAX_GATEWAYS_PAYLOAD || gateways.len() > usize::from(u16::MAX) {
+            return Err(SyncError::Frame(format!(
+                "{} gateways ({size} bytes) in one frame",
+                gateways.len()
+            )));
+        }
+        for g in gateways {
+            check_kind(g.kind)?;
+            if g.ipv4().len() > MAX_ADDRESSES || g.ipv6().len() > MAX_ADDRESSES {
+                return Err(SyncError::Frame(format!(
+                    "gateway {} {}: more than {MAX_ADDRESSES} addresses",
+                    g.kind, g.id
+                )));
+            }
+        }
+        let s = self.begin(out, TYPE_GATEWAYS);
+        let flags = if first { GATEWAYS_FIRST } else { 0 } | if last { GATEWAYS_LAST } else { 0 };
+        out.push(flags);
+        out.extend_from_slice(&(gateways.len() as u16).to_be_bytes());
+        for g in gateways {
+            out.push(g.kind);
+            out.extend_from_slice(&g.id.to_be_bytes());
+            out.extend_from_slice(&g.mac);
+            out.extend_from_slice(&g.up_delay_ms.to_be_bytes());
+            out.extend_from_slice(&(g.ipv4().len() as u16).to_be_bytes());
+            for p in g.ipv4() {
+                out.extend_from_slice(&p.addr.octets());
+                out.push(p.len);
+            }
+            out.extend_from_slice(&(g.ipv6().len() as u16).to_be_bytes());
+            for p in g.ipv6() {
+                out.extend_from_slice(&p.addr.octets());
+                out.push(p.len);
+            }
+        }
+        self.finish(out, s);
+        Ok(())
+    }
+
+    /// A whole set: every gateway, in as few frames as fit (one frame,
+    /// flagged first and last, when there are none). Nothing is written if
+    /// one gateway could not be.
+    pub fn gateway_set(&mut self, gateways: &[GwConfig], out: &mut Vec<u8>) -> Result<(), SyncError> {
+        let mut frames: Vec<&[GwConfig]> = Vec::new();
+        let (mut start, mut size) = (0, 3);
+        for (i, g) in gateways.iter().enumerate() {
+            let n = gateway_len(g);
+            if size + n > MAX_GATEWAYS_PAYLOAD && i > start {
+                frames.push(&gateways[start..i]);
+                (start, size) = (i, 3);
+            }
+            size += n;
+        }
+        frames.push(&gateways[start..]);
+        let (mark, seq) = (out.len(), self.seq);
+        let last = frames.len() - 1;
+        for (i, f) in frames.into_iter().enumerate() {
+            if let Err(e) = self.gateways(i == 0, i == last, f, out) {
+                out.truncate(mark);
+                self.seq = seq;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Any frame (mostly for tests; the session uses the typed methods).
     pub fn write(&mut self, frame: &Frame, out: &mut Vec<u8>) -> Result<(), SyncError> {
         match frame {
@@ -199,6 +304,11 @@ impl FrameWriter {
             Frame::Deletes(k) => self.deletes(k, out)?,
             Frame::BulkEnd { total } => self.bulk_end(*total, out),
             Frame::Keepalive => self.keepalive(out),
+            Frame::Gateways {
+                first,
+                last,
+                gateways,
+            } => self.gateways(*first, *last, gateways, out)?,
         }
         Ok(())
     }
@@ -386,6 +496,52 @@ impl<'a> Rd<'a> {
         };
         Ok(NeighKey { gw_kind, gw_id, ip })
     }
+    fn addresses(&mut self) -> Result<usize, String> {
+        let n = self.u16()? as usize;
+        if n > MAX_ADDRESSES {
+            return Err(format!("{n} addresses of one family"));
+        }
+        Ok(n)
+    }
+    fn gateway(&mut self) -> Result<GwConfig, String> {
+        let kind = self.u8()?;
+        if kind != GW_VLANIF && kind != GW_VBDIF {
+            return Err(format!("gateway kind {kind}"));
+        }
+        let id = self.u32()?;
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(self.take(6)?);
+        let up_delay_ms = self.u32()?;
+        let n4 = self.addresses()?;
+        let mut v4 = Vec::with_capacity(n4);
+        for _ in 0..n4 {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(self.take(4)?);
+            let len = self.u8()?;
+            if len > 32 {
+                return Err(format!("IPv4 prefix length {len}"));
+            }
+            v4.push(Ipv4Prefix {
+                addr: Ipv4Addr::from(a),
+                len,
+            });
+        }
+        let n6 = self.addresses()?;
+        let mut v6 = Vec::with_capacity(n6);
+        for _ in 0..n6 {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(self.take(16)?);
+            let len = self.u8()?;
+            if len > 128 {
+                return Err(format!("IPv6 prefix length {len}"));
+            }
+            v6.push(Ipv6Prefix {
+                addr: Ipv6Addr::from(a),
+                len,
+            });
+        }
+        Ok(GwConfig::new((kind, id), mac, up_delay_ms, &v4, &v6))
+    }
     fn count(&mut self) -> Result<usize, String> {
         let n = self.u16()? as usize;
         if n > MAX_ITEMS {
@@ -428,6 +584,24 @@ fn parse(ty: u8, payload: &[u8]) -> Result<Frame, String> {
         }
         TYPE_BULK_END => Frame::BulkEnd { total: r.u32()? },
         TYPE_KEEPALIVE => Frame::Keepalive,
+        TYPE_GATEWAYS => {
+            let flags = r.u8()?;
+            if flags & !(GATEWAYS_FIRST | GATEWAYS_LAST) != 0 {
+                return Err(format!("gateways flags {flags:#04x}"));
+            }
+            // no count is trusted for an allocation: each gateway is at
+            // least 19 bytes of this payload
+            let n = r.u16()? as usize;
+            let mut gateways = Vec::with_capacity(n.min(payload.len() / 19));
+            for _ in 0..n {
+                gateways.push(r.gateway()?);
+            }
+            Frame::Gateways {
+                first: flags & GATEWAYS_FIRST != 0,
+                last: flags & GATEWAYS_LAST != 0,
+                gateways,
+            }
+        }
         t => return Err(format!("unknown frame type {t}")),
     };
     if r.pos != payload.len() {

@@ -23,6 +23,8 @@ use tokio::time::timeout;
 use super::frame::{Frame, MAX_ITEMS, READ_CHUNK};
 use super::handshake::{Handshake, random_nonce};
 use super::{NeighEntry, NeighKey, SyncError};
+use crate::config::MAX_GATEWAYS;
+use crate::core::consistency::GwConfig;
 use crate::peer::auth::Keyring;
 
 pub use super::handshake::Role;
@@ -48,6 +50,10 @@ pub enum Outbound {
     /// New or changed entries.
     Add(Vec<NeighEntry>),
     Delete(Vec<NeighKey>),
+    /// The exact values of every configured gateway (frame type 6, as many
+    /// frames as they need): at the start of each session, and again after
+    /// a reload changed them.
+    Gateways(Vec<GwConfig>),
 }
 
 /// What the session delivers from the peer (authenticated, in order).
@@ -68,6 +74,14 @@ pub enum Inbound {
     /// that it did not carry are gone.
     BulkEnd {
         total: u32,
+    },
+    /// Part of the peer's announcement of its gateways' exact values, in
+    /// order (`first` begins a set, `last` completes it; checked: at most
+    /// one set at a time, at most `MAX_GATEWAYS` gateways in one).
+    Gateways {
+        first: bool,
+        last: bool,
+        gateways: Vec<GwConfig>,
     },
     /// The session ended (always the last message of a session).
     Closed(String),
@@ -147,6 +161,8 @@ async fn session(
     let reader = async {
         // entries counted since BulkStart, while a bulk is in progress
         let mut bulk: Option<u64> = None;
+        // gateways counted since the first frame of a set, while one is open
+        let mut set: Option<usize> = None;
         loop {
             while let Some(frame) = frames.next()? {
                 let msg = match frame {
@@ -168,6 +184,40 @@ async fn session(
                             return Err(SyncError::Protocol("Deletes inside a bulk".into()));
                         }
                         Inbound::Deletes(v)
+                    }
+                    Frame::Gateways {
+                        first,
+                        last,
+                        gateways,
+                    } => {
+                        let before = match (set.take(), first) {
+                            (None, true) => 0,
+                            (Some(_), true) => {
+                                return Err(SyncError::Protocol(
+                                    "a gateway set begins inside another".into(),
+                                ));
+                            }
+                            (None, false) => {
+                                return Err(SyncError::Protocol(
+                                    "gateways outside a set".into(),
+                                ));
+                            }
+                            (Some(n), false) => n,
+                        };
+                        let n = before + gateways.len();
+                        if n > MAX_GATEWAYS {
+                            return Err(SyncError::Protocol(format!(
+                                "more than {MAX_GATEWAYS} gateways in one set"
+                            )));
+                        }
+                        if !last {
+                            set = Some(n);
+                        }
+                        Inbound::Gateways {
+                            first,
+                            last,
+                            gateways,
+                        }
                     }
                     Frame::BulkEnd { total } => match bulk.take() {
                         Some(n) if n == u64::from(total) => Inbound::BulkEnd { total },
@@ -246,6 +296,7 @@ async fn session(
                         }
                     }
                 }
+                Outbound::Gateways(v) => fw.gateway_set(v, &mut buf)?,
             }
             flush(&mut wr, &mut buf).await?;
         }
