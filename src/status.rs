@@ -93,9 +93,18 @@ impl Status {
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        let consistency = match (self.peer.consistent, self.peer.mismatches.as_ref()) {
+            (Some(true), _) => " (consistent)".to_string(),
+            (Some(false), Some(m)) => format!(
+                " ({} mismatch{})",
+                m.len(),
+                if m.len() == 1 { "" } else { "es" }
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "dagw {}  node {}  role {}  peer {}",
+            "dagw {}  node {}  role {}  peer {}{consistency}",
             self.version, self.node, self.role, self.peer.state
         );
         let _ = writeln!(
@@ -146,6 +155,26 @@ impl Status {
                 let _ = writeln!(s, "{:<14} error: {}", "", e);
             }
         }
+        let mismatches = self.peer.mismatches.as_deref().unwrap_or_default();
+        if !mismatches.is_empty() {
+            let _ = writeln!(s, "\n{:<14} {:<16} {}", "MISMATCH", "FIELD", "LOCAL / PEER");
+            for m in mismatches {
+                let text = |k: &str| match &m[k] {
+                    serde_json::Value::String(v) => v.clone(),
+                    serde_json::Value::Null => "-".into(),
+                    other => other.to_string(),
+                };
+                let gateway = m["gateway"].as_str().unwrap_or("(node)");
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<16} local {}",
+                    gateway,
+                    text("field"),
+                    text("local")
+                );
+                let _ = writeln!(s, "{:<14} {:<16} peer  {}", "", "", text("peer"));
+            }
+        }
         if !self.members.is_empty() {
             let _ = writeln!(
                 s,
@@ -165,5 +194,63 @@ impl Status {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(mismatches: serde_json::Value) -> Status {
+        let consistent = mismatches.as_array().map(|m| m.is_empty());
+        serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "node": "leafb", "role": "backup",
+            "peer": {"state": "up", "address": "203.0.113.1", "consistent": consistent,
+                     "mismatches": mismatches},
+            "gateways": [], "members": [],
+        }))
+        .expect("a status document")
+    }
+
+    #[test]
+    fn the_table_shows_each_mismatch_with_both_values() {
+        let t = status(serde_json::json!([
+            {"gateway": "vlanif10", "field": "ipv4",
+             "local": "198.51.100.1/25, 198.51.100.129/25 sub",
+             "peer": "198.51.100.1/25, 198.51.100.130/25 sub"},
+            {"gateway": null, "field": "member_up_delay", "local": "240s", "peer": "300s"},
+        ]))
+        .table();
+        assert!(t.contains("peer up (2 mismatches)"), "{t}");
+        assert!(t.contains("MISMATCH"), "{t}");
+        let lines: Vec<&str> = t.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("vlanif10") && l.contains("ipv4"))
+            .expect("a line for vlanif10 ipv4");
+        assert!(
+            lines[at].ends_with("local 198.51.100.1/25, 198.51.100.129/25 sub"),
+            "{t}"
+        );
+        assert!(
+            lines[at + 1].ends_with("peer  198.51.100.1/25, 198.51.100.130/25 sub"),
+            "{t}"
+        );
+        let node = lines
+            .iter()
+            .position(|l| l.starts_with("(node)"))
+            .expect("a node-wide line");
+        assert!(
+            lines[node].contains("member_up_delay") && lines[node].ends_with("local 240s"),
+            "{t}"
+        );
+        assert!(lines[node + 1].ends_with("peer  300s"), "{t}");
+    }
+
+    #[test]
+    fn no_mismatch_section_when_consistent() {
+        let t = status(serde_json::json!([])).table();
+        assert!(t.contains("peer up (consistent)"), "{t}");
+        assert!(!t.contains("MISMATCH"), "{t}");
     }
 }

@@ -18,9 +18,7 @@ mod validate;
 
 pub use diag::{Diagnostic, Severity, render_all};
 pub use model::*;
-pub use parse::{
-    DEFAULT_NEIGHBOUR_AGING, MAX_ADDRESSES, MAX_FILE_BYTES, MAX_GATEWAYS, known_keys,
-};
+pub use parse::{DEFAULT_NEIGHBOUR_AGING, MAX_ADDRESSES, MAX_FILE_BYTES, MAX_GATEWAYS, known_keys};
 
 use std::fs::File;
 use std::io::{self, Read};

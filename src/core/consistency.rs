@@ -466,7 +466,10 @@ mod tests {
         assert_eq!(a.ipv6_text(), "2001:db8:10::1/64, 2001:db8:11::1/64");
         // sub addresses sort numerically, not as text
         let c = gw(&["203.0.113.1/24", "10.0.0.9/8", "9.0.0.1/8"], &[]);
-        assert_eq!(c.ipv4_text(), "203.0.113.1/24, 9.0.0.1/8 sub, 10.0.0.9/8 sub");
+        assert_eq!(
+            c.ipv4_text(),
+            "203.0.113.1/24, 9.0.0.1/8 sub, 10.0.0.9/8 sub"
+        );
         // the same address with two lengths: the shorter first
         let d = gw(&["203.0.113.1/24", "9.0.0.1/16", "9.0.0.1/8"], &[]);
         assert_eq!(d.ipv4()[1].len, 8);
@@ -494,7 +497,10 @@ mod tests {
     }
 
     fn table(entries: &[GwConfig]) -> BTreeMap<GwKey, GwEntry> {
-        entries.iter().map(|g| (g.key(), g.entry(2, 0, 0))).collect()
+        entries
+            .iter()
+            .map(|g| (g.key(), g.entry(2, 0, 0)))
+            .collect()
     }
 
     fn exact(entries: &[GwConfig]) -> BTreeMap<GwKey, GwConfig> {
@@ -702,7 +708,10 @@ mod tests {
             dynamic: true,
             ..policy()
         };
-        let b = NodePolicy { max_ms: 60_000, ..a };
+        let b = NodePolicy {
+            max_ms: 60_000,
+            ..a
+        };
         let m = compare(
             &[],
             &a,
@@ -740,7 +749,10 @@ mod tests {
         assert!(!ev.on_frame(true, false, vec![g(10), g(30)], ours));
         assert!(ev.known.is_empty(), "not before the set is complete");
         assert!(ev.on_frame(false, true, vec![g(20), g(20)], ours));
-        assert_eq!(ev.known.keys().copied().collect::<Vec<_>>(), vec![(1, 10), (1, 20)]);
+        assert_eq!(
+            ev.known.keys().copied().collect::<Vec<_>>(),
+            vec![(1, 10), (1, 20)]
+        );
         // the next set replaces
         assert!(ev.on_frame(true, true, vec![g(20)], ours));
         assert_eq!(ev.known.len(), 1);

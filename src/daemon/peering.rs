@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::config::{self, Gateway, GatewayKind, Peer};
+use crate::core::consistency::{self, GwConfig, Mismatch, PeerConfig};
 use crate::core::gateway::{GwState, HoldReason};
 use crate::core::member::MemberHoldReason;
-use crate::core::consistency::{self, GwConfig, Mismatch, PeerConfig};
 use crate::core::peer::{LinkState, PeerChange, PeerMachine, PeerState, Role};
 use crate::peer::auth::{Key, Keyring};
 use crate::peer::codec::{GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
@@ -474,7 +474,10 @@ impl Daemon {
             .collect();
         let local_node = consistency::node_policy(&self.cfg);
         let no_exact = Default::default();
-        let exact = self.sync.as_ref().map_or(&no_exact, |s| &s.peer_gateways.known);
+        let exact = self
+            .sync
+            .as_ref()
+            .map_or(&no_exact, |s| &s.peer_gateways.known);
         let Some(p) = self.peer.as_mut() else { return };
         let found = consistency::compare(
             &local,

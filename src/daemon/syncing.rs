@@ -451,12 +451,9 @@ impl Daemon {
                     } => {
                         let ours = self.gateway_keys();
                         let Some(s) = self.sync.as_mut() else { return };
-                        let complete = s.peer_gateways.on_frame(
-                            *first,
-                            *last,
-                            gateways.clone(),
-                            |k| ours.contains(&k),
-                        );
+                        let complete =
+                            s.peer_gateways
+                                .on_frame(*first, *last, gateways.clone(), |k| ours.contains(&k));
                         if complete {
                             self.recheck_consistency(now);
                         }

@@ -434,7 +434,11 @@ mod tests {
         let n = encode(&hb, &mut buf).unwrap();
         assert_eq!(decode(&buf[..n]).unwrap(), hb);
         let m = encode(&sample(), &mut buf).unwrap();
-        assert_eq!(m + 8 + 4 + NODE_POLICY_LEN, n, "both extensions, nothing else");
+        assert_eq!(
+            m + 8 + 4 + NODE_POLICY_LEN,
+            n,
+            "both extensions, nothing else"
+        );
         // a static policy: mode 1
         hb.policy = Some(NodePolicy {
             dynamic: false,

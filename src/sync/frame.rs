@@ -73,10 +73,14 @@ pub fn gateway_len(g: &GwConfig) -> usize {
 /// A decoded, authenticated frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    BulkStart { epoch: u64 },
+    BulkStart {
+        epoch: u64,
+    },
     Entries(Vec<NeighEntry>),
     Deletes(Vec<NeighKey>),
-    BulkEnd { total: u32 },
+    BulkEnd {
+        total: u32,
+    },
     Keepalive,
     /// Part of the sender's announcement of its gateways' exact values
     /// (`first`: a new set begins; `last`: the set is complete).
@@ -272,7 +276,11 @@ impl FrameWriter {
     /// A whole set: every gateway, in as few frames as fit (one frame,
     /// flagged first and last, when there are none). Nothing is written if
     /// one gateway could not be.
-    pub fn gateway_set(&mut self, gateways: &[GwConfig], out: &mut Vec<u8>) -> Result<(), SyncError> {
+    pub fn gateway_set(
+        &mut self,
+        gateways: &[GwConfig],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SyncError> {
         let mut frames: Vec<&[GwConfig]> = Vec::new();
         let (mut start, mut size) = (0, 3);
         for (i, g) in gateways.iter().enumerate() {
@@ -646,7 +654,35 @@ mod tests {
             Frame::Deletes((0..10).map(|i| entry(i).key()).collect()),
             Frame::BulkEnd { total: 1000 },
             Frame::Keepalive,
+            Frame::Gateways {
+                first: true,
+                last: true,
+                gateways: vec![gateway(10, 3, 2), gateway(11, 0, 0)],
+            },
         ]
+    }
+
+    /// A gateway with `n4` IPv4 and `n6` IPv6 addresses, canonical.
+    fn gateway(id: u32, n4: u32, n6: u32) -> GwConfig {
+        let v4: Vec<Ipv4Prefix> = (0..n4)
+            .map(|i| Ipv4Prefix {
+                addr: Ipv4Addr::from(0xc633_6400 + 255 - i),
+                len: 25,
+            })
+            .collect();
+        let v6: Vec<Ipv6Prefix> = (0..n6)
+            .map(|i| Ipv6Prefix {
+                addr: Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n6 - i)),
+                len: 64,
+            })
+            .collect();
+        GwConfig::new(
+            (1 + (id % 2) as u8, id),
+            [0, 0, 0x5e, 0, 1, 1],
+            1000,
+            &v4,
+            &v6,
+        )
     }
 
     fn decode_all(r: &mut FrameReader) -> Result<Vec<Frame>, SyncError> {
@@ -676,6 +712,74 @@ mod tests {
         }
         assert_eq!(got, frames);
         assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn a_gateway_set_fills_frames_to_the_limit_and_flags_first_and_last() {
+        // 40 gateways of 256 + 256 addresses: 5651 bytes each, 11 a frame
+        let big: Vec<GwConfig> = (0..40).map(|i| gateway(i, 256, 256)).collect();
+        assert_eq!(gateway_len(&big[0]), 5651);
+        let mut w = FrameWriter::new(&K1);
+        let mut out = vec![];
+        w.gateway_set(&big, &mut out).unwrap();
+        let mut r = FrameReader::new(&K1);
+        let mut got = vec![];
+        let mut flags = vec![];
+        for chunk in out.chunks(READ_CHUNK) {
+            r.feed(chunk);
+            for f in decode_all(&mut r).unwrap() {
+                let Frame::Gateways {
+                    first,
+                    last,
+                    gateways,
+                } = f
+                else {
+                    panic!("{f:?}")
+                };
+                assert!(
+                    gateways.iter().map(gateway_len).sum::<usize>() + 3 <= MAX_FRAME - MIN_FRAME
+                );
+                flags.push((first, last, gateways.len()));
+                got.extend(gateways);
+            }
+        }
+        assert_eq!(
+            flags,
+            vec![
+                (true, false, 11),
+                (false, false, 11),
+                (false, false, 11),
+                (false, true, 7)
+            ]
+        );
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(got, big, "in order, canonical");
+        // none: one frame, first and last
+        let mut w = FrameWriter::new(&K1);
+        let mut out = vec![];
+        w.gateway_set(&[], &mut out).unwrap();
+        let mut r = FrameReader::new(&K1);
+        r.feed(&out);
+        assert_eq!(
+            r.next().unwrap(),
+            Some(Frame::Gateways {
+                first: true,
+                last: true,
+                gateways: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn a_gateway_set_is_written_whole_or_not_at_all() {
+        let mut too_many = gateway(1, 256, 0);
+        too_many.kind = 3;
+        let set = vec![gateway(2, 1, 1), too_many];
+        let mut w = FrameWriter::new(&K1);
+        let mut out = vec![];
+        assert!(w.gateway_set(&set, &mut out).is_err());
+        assert!(out.is_empty());
+        assert_eq!(w.next_seq(), 1);
     }
 
     #[test]
@@ -819,6 +923,13 @@ mod tests {
             (TYPE_ENTRIES, vec![0x03, 0xe9]), // 1001 entries
             (TYPE_DELETES, vec![0, 1, 1, 0, 0, 0, 1, 5, 1, 2, 3, 4]), // family 5
             (TYPE_DELETES, vec![0, 1, 3, 0, 0, 0, 1, 4, 1, 2, 3, 4]), // kind 3
+            (TYPE_GATEWAYS, vec![4, 0, 0]),   // flag bit 2
+            (TYPE_GATEWAYS, vec![3, 0, 1]),   // 1 gateway, no bytes
+            (TYPE_GATEWAYS, gw_payload(1, 257, 24, 0)), // 257 IPv4
+            (TYPE_GATEWAYS, gw_payload(1, 1, 33, 0)), // IPv4 /33
+            (TYPE_GATEWAYS, gw_payload(1, 0, 0, 129)), // IPv6 /129
+            (TYPE_GATEWAYS, gw_payload(0, 0, 0, 0)), // kind 0
+            (TYPE_GATEWAYS, [gw_payload(1, 0, 0, 0), vec![0]].concat()), // trailing
         ];
         for (ty, p) in cases {
             let mut r = FrameReader::new(&K1);
@@ -828,6 +939,27 @@ mod tests {
         let mut r = FrameReader::new(&K1);
         r.feed(&signed(TYPE_BULK_END, &[0, 0, 0, 9]));
         assert_eq!(r.next().unwrap(), Some(Frame::BulkEnd { total: 9 }));
+    }
+
+    /// A Gateways payload (first and last) of one gateway of `kind`: an
+    /// IPv4 count of `n4` (at most 256 addresses follow, of length `len4`)
+    /// and, if `len6` > 0, one IPv6 address of length `len6`.
+    fn gw_payload(kind: u8, n4: u16, len4: u8, len6: u8) -> Vec<u8> {
+        let mut p = vec![
+            3, 0, 1, kind, 0, 0, 0, 10, 0, 0, 0x5e, 0, 1, 1, 0, 0, 3, 0xe8,
+        ];
+        p.extend_from_slice(&n4.to_be_bytes());
+        for _ in 0..n4.min(256) {
+            p.extend_from_slice(&[192, 0, 2, 1, len4]);
+        }
+        if len6 > 0 {
+            p.extend_from_slice(&[0, 1]);
+            p.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            p.push(len6);
+        } else {
+            p.extend_from_slice(&[0, 0]);
+        }
+        p
     }
 
     fn arb_entry() -> impl Strategy<Value = NeighEntry> {
@@ -848,7 +980,52 @@ mod tests {
             })
     }
 
+    fn arb_gateway() -> impl Strategy<Value = GwConfig> {
+        (
+            1u8..=2,
+            any::<u32>(),
+            any::<[u8; 6]>(),
+            any::<u32>(),
+            proptest::collection::vec((any::<[u8; 4]>(), 0u8..=32), 0..6),
+            proptest::collection::vec((any::<[u8; 16]>(), 0u8..=128), 0..6),
+        )
+            .prop_map(|(kind, id, mac, delay, v4, v6)| {
+                let v4: Vec<Ipv4Prefix> = v4
+                    .into_iter()
+                    .map(|(a, len)| Ipv4Prefix {
+                        addr: a.into(),
+                        len,
+                    })
+                    .collect();
+                let v6: Vec<Ipv6Prefix> = v6
+                    .into_iter()
+                    .map(|(a, len)| Ipv6Prefix {
+                        addr: a.into(),
+                        len,
+                    })
+                    .collect();
+                GwConfig::new((kind, id), mac, delay, &v4, &v6)
+            })
+    }
+
     proptest! {
+        #[test]
+        fn gateway_sets_round_trip(set in proptest::collection::vec(arb_gateway(), 0..50)) {
+            let mut w = FrameWriter::new(&K2);
+            let mut out = Vec::new();
+            w.gateway_set(&set, &mut out).unwrap();
+            let mut r = FrameReader::new(&K2);
+            r.feed(&out);
+            let mut got = Vec::new();
+            for f in decode_all(&mut r).unwrap() {
+                match f {
+                    Frame::Gateways { gateways, .. } => got.extend(gateways),
+                    other => prop_assert!(false, "{other:?}"),
+                }
+            }
+            prop_assert_eq!(got, set);
+        }
+
         #[test]
         fn decoder_never_panics(chunks in proptest::collection::vec(
             proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {

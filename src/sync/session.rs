@@ -161,8 +161,7 @@ async fn session(
     let reader = async {
         // entries counted since BulkStart, while a bulk is in progress
         let mut bulk: Option<u64> = None;
-        // gateways counted since the first frame of a set, while one is open
-        let mut set: Option<usize> = None;
+        let mut set = GatewaySet::default();
         loop {
             while let Some(frame) = frames.next()? {
                 let msg = match frame {
@@ -190,29 +189,7 @@ async fn session(
                         last,
                         gateways,
                     } => {
-                        let before = match (set.take(), first) {
-                            (None, true) => 0,
-                            (Some(_), true) => {
-                                return Err(SyncError::Protocol(
-                                    "a gateway set begins inside another".into(),
-                                ));
-                            }
-                            (None, false) => {
-                                return Err(SyncError::Protocol(
-                                    "gateways outside a set".into(),
-                                ));
-                            }
-                            (Some(n), false) => n,
-                        };
-                        let n = before + gateways.len();
-                        if n > MAX_GATEWAYS {
-                            return Err(SyncError::Protocol(format!(
-                                "more than {MAX_GATEWAYS} gateways in one set"
-                            )));
-                        }
-                        if !last {
-                            set = Some(n);
-                        }
+                        set.admit(first, last, gateways.len())?;
                         Inbound::Gateways {
                             first,
                             last,
@@ -305,6 +282,40 @@ async fn session(
     tokio::select! {
         r = reader => r,
         r = writer => r,
+    }
+}
+
+/// The order of Gateways frames from the peer: a set opens with a `first`
+/// frame and closes with a `last` one, one set at a time, at most
+/// [`MAX_GATEWAYS`] gateways in one (the gateways of any valid config).
+#[derive(Debug, Default)]
+struct GatewaySet {
+    /// Gateways received since the set opened; None between sets.
+    open: Option<usize>,
+}
+
+impl GatewaySet {
+    fn admit(&mut self, first: bool, last: bool, count: usize) -> Result<(), SyncError> {
+        let before = match (self.open.take(), first) {
+            (None, true) => 0,
+            (Some(n), false) => n,
+            (Some(_), true) => {
+                return Err(SyncError::Protocol(
+                    "a gateway set begins inside another".into(),
+                ));
+            }
+            (None, false) => return Err(SyncError::Protocol("gateways outside a set".into())),
+        };
+        let n = before + count;
+        if n > MAX_GATEWAYS {
+            return Err(SyncError::Protocol(format!(
+                "more than {MAX_GATEWAYS} gateways in one set"
+            )));
+        }
+        if !last {
+            self.open = Some(n);
+        }
+        Ok(())
     }
 }
 
@@ -576,8 +587,20 @@ mod tests {
                 .await
                 .unwrap();
         });
+        let gateways = vec![crate::core::consistency::GwConfig::new(
+            (1, 10),
+            [0, 0, 0x5e, 0, 1, 1],
+            1000,
+            &[crate::config::Ipv4Prefix {
+                addr: Ipv4Addr::new(198, 51, 100, 1),
+                len: 25,
+            }],
+            &[],
+        )];
+        let gateways2 = gateways.clone();
         tokio::spawn(async move {
             stx.send(Outbound::Bulk(small2)).await.unwrap();
+            stx.send(Outbound::Gateways(gateways2)).await.unwrap();
         });
 
         // the server sees exactly the client's bulk, then the increments
@@ -608,6 +631,15 @@ mod tests {
         let mut want = small.clone();
         want.sort_by_key(|e| e.key());
         assert_eq!(got, want);
+        // then the server's gateways, in one frame
+        assert_eq!(
+            recv(&mut c.rx).await,
+            Inbound::Gateways {
+                first: true,
+                last: true,
+                gateways
+            }
+        );
 
         // the client ends its session: Ok for it, Closed for the server
         drop(c.tx);
@@ -685,6 +717,31 @@ mod tests {
         }
         assert!(matches!(s.task.await.unwrap(), Err(SyncError::Auth(_))));
         drop(c);
+    }
+
+    #[test]
+    fn gateway_sets_in_order_and_bounded() {
+        let mut s = GatewaySet::default();
+        s.admit(true, true, 3).unwrap();
+        s.admit(true, false, 3).unwrap();
+        s.admit(false, false, 3).unwrap();
+        s.admit(false, true, 3).unwrap();
+        assert!(
+            matches!(s.admit(false, true, 1), Err(SyncError::Protocol(_))),
+            "outside a set"
+        );
+        let mut s = GatewaySet::default();
+        s.admit(true, false, 1).unwrap();
+        assert!(
+            matches!(s.admit(true, true, 1), Err(SyncError::Protocol(_))),
+            "nested"
+        );
+        let mut s = GatewaySet::default();
+        s.admit(true, false, MAX_GATEWAYS).unwrap();
+        assert!(
+            matches!(s.admit(false, true, 1), Err(SyncError::Protocol(_))),
+            "too many"
+        );
     }
 
     #[test]
