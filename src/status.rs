@@ -157,7 +157,7 @@ impl Status {
         }
         let mismatches = self.peer.mismatches.as_deref().unwrap_or_default();
         if !mismatches.is_empty() {
-            let _ = writeln!(s, "\n{:<14} {:<16} {}", "MISMATCH", "FIELD", "LOCAL / PEER");
+            let _ = writeln!(s, "\n{:<14} {:<16} LOCAL / PEER", "MISMATCH", "FIELD");
             for m in mismatches {
                 let text = |k: &str| match &m[k] {
                     serde_json::Value::String(v) => v.clone(),

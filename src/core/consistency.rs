@@ -104,7 +104,7 @@ fn list_text(items: impl Iterator<Item = String>) -> String {
 
 /// A duration as the operator wrote it most likely: `240s`, `1500ms`.
 pub fn duration_text(ms: u32) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
