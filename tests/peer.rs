@@ -6,6 +6,8 @@
 mod common;
 
 use std::net::SocketAddrV4;
+
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 use common::pair::*;
@@ -210,7 +212,7 @@ fn mismatch_reported_on_both_sides() {
     pair.b.reload(&opts, std::slice::from_ref(&b_gw));
     let pa = wait_mismatches(&da, &[("vlanif10", "up_delay")]);
     let pb = wait_mismatches(&db, &[("vlanif10", "up_delay")]);
-    assert_eq!(pa["mismatches"][0]["local"], "1000ms", "{pa}");
+    assert_eq!(pa["mismatches"][0]["local"], "1s", "{pa}");
     assert_eq!(pa["mismatches"][0]["peer"], "1500ms", "{pa}");
     assert_eq!(pb["mismatches"][0]["local"], "1500ms", "{pb}");
 
@@ -251,6 +253,153 @@ fn mismatch_reported_on_both_sides() {
     assert_eq!(pa["mismatches"][0]["peer"], "absent", "{pa}");
     assert_eq!(pb["mismatches"][0]["local"], "absent", "{pb}");
     assert_eq!(pb["mismatches"][0]["peer"], "configured", "{pb}");
+}
+
+/// Rewrite a side's config file with `text` and `dagw reload`, asserting it
+/// was accepted.
+fn reload_text(side: &Side, text: &str) {
+    std::fs::write(side.work.config(), text).expect("write config");
+    let o = side.work.client(&["reload"]);
+    assert!(
+        o.status.success(),
+        "reload on {}: {}{}",
+        side.node,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `dagw status` as a person reads it.
+fn human_status(d: &Daemon) -> String {
+    let o = d.client(&["status"]);
+    assert!(o.status.success(), "dagw status: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Wait until `peer.mismatches` is exactly `want`: (gateway or None for a
+/// node-wide field, field, local, peer).
+fn wait_exact_mismatches(d: &Daemon, want: &[(Option<&str>, &str, &str, &str)]) -> Value {
+    let want: Vec<Value> = want
+        .iter()
+        .map(|(g, f, l, p)| serde_json::json!({"gateway": g, "field": f, "local": l, "peer": p}))
+        .collect();
+    let mut got = Value::Null;
+    wait_for(&format!("mismatches {want:?}"), || {
+        let p = peer_of(d);
+        if p["mismatches"] == Value::Array(want.clone()) {
+            got = p;
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    });
+    got
+}
+
+/// Exact mismatches (issue 12 item 4), strict mode on: the same addresses in
+/// another order are consistent (nothing held); a different sub address is
+/// a mismatch naming the real addresses of both sides, in the JSON and the
+/// human table, and the backup holds the gateway; a different
+/// `member_up_delay` is a node-wide mismatch (gateway null) that holds
+/// nothing.
+#[test]
+fn exact_mismatches_order_sub_address_and_member_up_delay() {
+    if !require_root("exact_mismatches_order_sub_address_and_member_up_delay") {
+        return;
+    }
+    let pair = Pair::new("pexa");
+    let opts = PeerOpts {
+        strict: true,
+        ..PeerOpts::default()
+    };
+    let gw = |v4: &[&str], v6: &[&str]| Gw {
+        ipv4: v4.iter().map(|s| s.to_string()).collect(),
+        ipv6: v6.iter().map(|s| s.to_string()).collect(),
+        ..Gw::vlanif10()
+    };
+    let a_gw = gw(
+        &["192.0.2.1/24", "198.51.100.1/25", "198.51.100.129/25"],
+        &["2001:db8:10::1/64", "2001:db8:11::1/64"],
+    );
+    // the same addresses, the sub addresses and IPv6 in another order
+    let b_gw = gw(
+        &[
+            "192.0.2.1/24",
+            "198.51.100.129 255.255.255.128",
+            "198.51.100.1/25",
+        ],
+        &["2001:db8:11::1/64", "2001:db8:10::1/64"],
+    );
+    pair.a.write_config(&opts, std::slice::from_ref(&a_gw));
+    pair.b.write_config(&opts, std::slice::from_ref(&b_gw));
+    let da = pair.a.start();
+    let db = pair.b.start();
+    wait_peer(&da, "up");
+    wait_peer(&db, "up");
+    assert_eq!(db.status()["role"], "backup");
+    for (name, d) in [("A", &da), ("B", &db)] {
+        // compared: the peer's table is there (its counts come with it)
+        wait_for(&format!("{name}: compared with the peer's table"), || {
+            let g = d.gateway("vlanif10");
+            if g["arp"]["peer"].is_u64() {
+                Ok(())
+            } else {
+                Err(g.to_string())
+            }
+        });
+        let p = peer_of(d);
+        assert_eq!(p["mismatches"], serde_json::json!([]), "{name}: {p}");
+        assert_eq!(p["consistent"], true, "{name}: {p}");
+    }
+    // strict mode holds nothing for an order-only difference
+    db.wait_gateway("vlanif10", "up", None);
+    assert!(!pair.b.ns.protodown("gw10"));
+    assert!(human_status(&db).contains("(consistent)"));
+
+    // Another sub address on B: both sides name the real addresses.
+    let a_v4 = "192.0.2.1/24, 198.51.100.1/25 sub, 198.51.100.129/25 sub";
+    let b_v4 = "192.0.2.1/24, 198.51.100.1/25 sub, 198.51.100.130/25 sub";
+    let b_changed = gw(
+        &["192.0.2.1/24", "198.51.100.130/25", "198.51.100.1/25"],
+        &["2001:db8:10::1/64", "2001:db8:11::1/64"],
+    );
+    pair.b.reload(&opts, std::slice::from_ref(&b_changed));
+    wait_exact_mismatches(&da, &[(Some("vlanif10"), "ipv4", a_v4, b_v4)]);
+    wait_exact_mismatches(&db, &[(Some("vlanif10"), "ipv4", b_v4, a_v4)]);
+    let table = human_status(&da);
+    let lines: Vec<&str> = table.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("vlanif10") && l.contains("ipv4") && l.contains("local"))
+        .unwrap_or_else(|| panic!("no mismatch line for vlanif10 in:\n{table}"));
+    assert!(lines[at].ends_with(&format!("local {a_v4}")), "{table}");
+    assert!(lines[at + 1].ends_with(&format!("peer  {b_v4}")), "{table}");
+    assert!(table.contains("(1 mismatch)"), "{table}");
+    // a real difference: the backup holds its gateway (strict mode)
+    db.wait_gateway("vlanif10", "holding", Some("mismatch"));
+    da.wait_gateway("vlanif10", "up", None);
+
+    // The addresses agree again; member_up_delay differs: node-wide.
+    let b_text = pair
+        .b
+        .config(&opts, std::slice::from_ref(&b_gw))
+        .replace("member_up_delay = \"2s\"", "member_up_delay = \"3s\"");
+    assert!(b_text.contains("member_up_delay = \"3s\""), "{b_text}");
+    reload_text(&pair.b, &b_text);
+    let pa = wait_exact_mismatches(&da, &[(None, "member_up_delay", "2s", "3s")]);
+    assert_eq!(pa["consistent"], false, "{pa}");
+    assert!(pa["mismatches"][0]["gateway"].is_null(), "{pa}");
+    wait_exact_mismatches(&db, &[(None, "member_up_delay", "3s", "2s")]);
+    let table = human_status(&db);
+    let lines: Vec<&str> = table.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("(node)") && l.contains("member_up_delay"))
+        .unwrap_or_else(|| panic!("no node-wide mismatch line in:\n{table}"));
+    assert!(lines[at].ends_with("local 3s"), "{table}");
+    assert!(lines[at + 1].ends_with("peer  2s"), "{table}");
+    // a node-wide field holds no gateway
+    db.wait_gateway("vlanif10", "up", None);
 }
 
 /// Strict mode: the backup holds a mismatched gateway (protodown) until the

@@ -44,9 +44,9 @@ pub const ENTRY_LEN: usize = 32;
 pub const MAC_LEN: usize = 32;
 pub const MAX_NAME: usize = 64;
 /// Gateways per packet; more are sent as several pages per interval. 32 keeps
-/// a full page (header, name, 32 × 32-byte entries, MAC: ≤ 1186 bytes) inside
-/// one 1500-byte Ethernet frame with IP and UDP headers (no IP fragments),
-/// and its seal + admit cost under 2 µs (benches/heartbeat.rs).
+/// a full page (header, name, 32 × 32-byte entries, MAC: ≤ 1186 bytes; 1211
+/// with extensions 1 and 2) inside one 1500-byte Ethernet frame with IP and
+/// UDP headers (no IP fragments), and its seal + admit cost under 2 µs (benches/heartbeat.rs).
 pub const MAX_ENTRIES: usize = 32;
 /// The largest datagram accepted: a full page plus 256 bytes of header growth
 /// and extensions (1443 bytes; with IPv6 and UDP headers still < 1500).
@@ -567,6 +567,11 @@ mod tests {
         let mut buf = [0u8; MAX_PACKET];
         let n = encode(&hb, &mut buf).unwrap() + MAC_LEN;
         assert_eq!(n, 1186);
+        // with both extensions of this version, as dagw sends it
+        hb.flags = FLAG_DRAINED;
+        hb.policy = Some(NodePolicy::default());
+        let n = encode(&hb, &mut buf).unwrap() + MAC_LEN;
+        assert_eq!(n, 1186 + 8 + 4 + NODE_POLICY_LEN);
         assert!(n + 40 + 8 <= 1500 && MAX_PACKET + 40 + 8 <= 1500);
         assert_eq!(MAX_PACKET, 1443);
     }
