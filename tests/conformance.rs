@@ -31,6 +31,26 @@
 //! uplinks counted from link events) and `{"t", "tick": true}` (time), and
 //! effects `{"t", "uplinks": STATE, "members_held": bool}`.
 //!
+//! Scenarios named `mismatch-*` are the configuration comparison between
+//! the peers (`core::consistency::compare`): `config.toml` is this node's
+//! config, `peer.toml` the peer's, and the events
+//!
+//! ```text
+//! {"t": 0, "heartbeat": true}        the peer's heartbeat round (its gateways'
+//!                                    digests, MAC, up-delay, and extension 2),
+//!                                    encoded, decoded, assembled by core::peer
+//! {"t": 0, "sync": true}             the peer's exact values over the sync
+//!                                    channel (Gateways frames, decoded, kept
+//!                                    for our gateways only)
+//! {"t": 0, "peer_config": "FILE"}    the peer reloads FILE (sends nothing yet)
+//! ```
+//!
+//! Effects: `{"t", "mismatches": [...], "held_if_backup": [...]}` each time
+//! the list changes after an event (`held_if_backup`: the gateways strict
+//! mode holds on the backup, empty without `[peer] strict`); status: the
+//! final list, `consistent`, `held_if_backup` and `exact_known` (the
+//! gateways whose exact values this node holds).
+//!
 //! Effects (neigh): `{"t", "ip", "sync": "advertise MAC" | "withdraw"}` and
 //! `{"t", "ip", "kernel": "pin MAC" | "own MAC" | "unpin" | "probe"}`.
 //! The kernel's echo of an effect is an event of its own in `events.jsonl`.
@@ -309,6 +329,140 @@ fn replay_uplinks(dir: &Path) -> (Vec<Value>, Value) {
     (effects, status)
 }
 
+fn parse_config(dir: &Path, file: &str) -> config::Config {
+    let text = fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let ctx = LoadContext {
+        hostname: "conformance".into(),
+    };
+    config::parse_str(&text, &ctx)
+        .unwrap_or_else(|d| panic!("{}: {file} invalid: {d:?}", dir.display()))
+        .0
+}
+
+/// Replay one `mismatch-*` scenario through the heartbeat codec, the peer
+/// machine's page assembly, the sync channel's Gateways frames and
+/// `core::consistency`.
+fn replay_mismatch(dir: &Path) -> (Vec<Value>, Value) {
+    use dagw::core::consistency::{self, ExactValues, GwConfig, PeerConfig};
+    use dagw::core::peer::PeerMachine;
+    use dagw::peer::codec::{self, Heartbeat, MAX_ENTRIES, MAX_PACKET};
+    use dagw::sync::{Frame, FrameReader, FrameWriter};
+    use std::time::{Duration, Instant};
+
+    let ours = parse_config(dir, "config.toml");
+    let strict = ours.peer.as_ref().is_some_and(|p| p.strict);
+    let local: Vec<(String, GwConfig)> = ours
+        .gateways
+        .iter()
+        .map(|g| (g.name.to_string(), GwConfig::of(g)))
+        .collect();
+    let our_keys: BTreeSet<_> = local.iter().map(|(_, g)| g.key()).collect();
+    let local_node = consistency::node_policy(&ours);
+    let mut theirs = parse_config(dir, "peer.toml");
+    let t0 = Instant::now();
+    let mut machine = PeerMachine::new(Duration::from_secs(1), 3, "leafa", 100, t0);
+    let mut exact = ExactValues::default();
+    let mut seq = 0u64;
+    let key = [9u8; 32];
+    let mut writer = FrameWriter::new(&key);
+    let mut reader = FrameReader::new(&key);
+    let mut last: Vec<consistency::Mismatch> = Vec::new();
+    let mut effects = Vec::new();
+    let held = |m: &[consistency::Mismatch]| -> Vec<String> {
+        if strict {
+            consistency::strict_holds(m)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let events = fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    for line in events.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: Value = serde_json::from_str(line).expect("event");
+        let t = ev["t"].as_u64().expect("t");
+        if ev.get("heartbeat").is_some() {
+            let entries: Vec<_> = theirs
+                .gateways
+                .iter()
+                .map(|g| GwConfig::of(g).entry(2, 0, 0))
+                .collect();
+            let pages = entries.len().div_ceil(MAX_ENTRIES).max(1);
+            for page in 0..pages {
+                seq += 1;
+                let mut hb = Heartbeat {
+                    epoch: 1,
+                    seq,
+                    direction: codec::FROM_HIGHER,
+                    priority: 100,
+                    page: page as u16,
+                    pages: pages as u16,
+                    policy: Some(consistency::node_policy(&theirs)),
+                    ..Default::default()
+                };
+                hb.node.push_str("leafb").expect("name");
+                for e in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
+                    hb.gateways.push(*e).expect("a page");
+                }
+                let mut buf = [0u8; MAX_PACKET];
+                let n = codec::encode(&hb, &mut buf).expect("encodes");
+                let hb = codec::decode(&buf[..n]).expect("decodes");
+                machine.on_heartbeat(&hb, t0 + Duration::from_secs(t));
+            }
+        } else if ev.get("sync").is_some() {
+            let values: Vec<GwConfig> = theirs.gateways.iter().map(GwConfig::of).collect();
+            let mut out = Vec::new();
+            writer.gateway_set(&values, &mut out).expect("a set");
+            for chunk in out.chunks(dagw::sync::frame::READ_CHUNK) {
+                reader.feed(chunk);
+                while let Some(f) = reader.next().expect("a frame") {
+                    let Frame::Gateways {
+                        first,
+                        last,
+                        gateways,
+                    } = f
+                    else {
+                        panic!("{f:?}")
+                    };
+                    exact.on_frame(first, last, gateways, |k| our_keys.contains(&k));
+                }
+            }
+        } else if let Some(f) = ev["peer_config"].as_str() {
+            theirs = parse_config(dir, f);
+            continue;
+        } else {
+            panic!("{}: bad event {ev}", dir.display());
+        }
+        // as the daemon: nothing is compared before the peer's first round
+        if machine.table.is_empty() && machine.policy.is_none() {
+            continue;
+        }
+        let found = consistency::compare(
+            &local,
+            &local_node,
+            PeerConfig {
+                table: &machine.table,
+                exact: &exact.known,
+                node: machine.policy,
+            },
+        );
+        if found != last {
+            let list: Vec<Value> = found.iter().map(|m| m.to_json()).collect();
+            effects.push(json!({"t": t, "mismatches": list, "held_if_backup": held(&found)}));
+            last = found;
+        }
+    }
+    let names: BTreeMap<_, _> = local.iter().map(|(n, g)| (g.key(), n.clone())).collect();
+    let status = json!({
+        "consistent": last.is_empty(),
+        "mismatches": last.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
+        "held_if_backup": held(&last),
+        "exact_known": exact.known.keys().map(|k| names[k].clone()).collect::<Vec<_>>(),
+    });
+    (effects, status)
+}
+
 fn check(dir: &Path, effects: Vec<Value>, status: Value) -> Result<(), String> {
     let got_effects: String = effects.iter().map(|v| format!("{v}\n")).collect();
     let got_status = serde_json::to_string_pretty(&status).expect("json") + "\n";
@@ -362,6 +516,11 @@ fn run_all(prefix: &str, min: usize, replay: fn(&Path) -> (Vec<Value>, Value)) {
 #[test]
 fn check_scenarios() {
     run_all("check-", 1, replay_check);
+}
+
+#[test]
+fn mismatch_scenarios() {
+    run_all("mismatch-", 6, replay_mismatch);
 }
 
 #[test]

@@ -236,6 +236,9 @@ pub struct Mismatch {
     /// The values themselves, never digests.
     pub local: String,
     pub peer: String,
+    /// `gateway` is one of this node's (false for a gateway only the peer
+    /// has, named by its default name): strict mode holds only these.
+    pub ours: bool,
 }
 
 impl Mismatch {
@@ -288,6 +291,7 @@ pub fn compare(
         field,
         local,
         peer,
+        ours: false,
     };
     if let Some(p) = &peer.node {
         if local_node.member_up_delay_ms != p.member_up_delay_ms {
@@ -308,6 +312,7 @@ pub fn compare(
             field,
             local,
             peer,
+            ours: true,
         };
         let Some(p) = peer.table.get(&l.key()) else {
             out.push(gw("missing", "configured".into(), "absent".into()));
@@ -344,16 +349,26 @@ pub fn compare(
                 field: "missing",
                 local: "absent".into(),
                 peer: "configured".into(),
+                ours: false,
             });
         }
     }
     out
 }
 
-/// Strict mode: the gateways the backup holds for these mismatches (every
-/// gateway named; node-wide fields hold nothing).
-pub fn strict_holds(mismatches: &[Mismatch]) -> impl Iterator<Item = &str> {
-    mismatches.iter().filter_map(|m| m.gateway.as_deref())
+/// Strict mode: the gateways of ours the backup holds for these mismatches,
+/// each once, in order (node-wide fields and gateways only the peer has hold
+/// nothing).
+pub fn strict_holds(mismatches: &[Mismatch]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for m in mismatches.iter().filter(|m| m.ours) {
+        if let Some(g) = m.gateway.as_deref()
+            && !out.contains(&g)
+        {
+            out.push(g);
+        }
+    }
+    out
 }
 
 /// The peer's exact values as they arrive over the sync channel: a set is
@@ -528,7 +543,7 @@ mod tests {
             },
         );
         assert!(m.is_empty(), "{m:?}");
-        assert_eq!(strict_holds(&m).count(), 0);
+        assert!(strict_holds(&m).is_empty());
     }
 
     #[test]
@@ -583,7 +598,7 @@ mod tests {
             },
         );
         assert_eq!(m[0].peer, EXACT_UNKNOWN);
-        assert_eq!(strict_holds(&m).collect::<Vec<_>>(), vec!["vlanif10"]);
+        assert_eq!(strict_holds(&m), vec!["vlanif10"]);
     }
 
     #[test]
@@ -634,6 +649,8 @@ mod tests {
                 ("vbdif5010", "missing", "absent", "configured"),
             ]
         );
+        // each of ours once; never the peer's own
+        assert_eq!(strict_holds(&m), vec!["vlanif10"]);
         let empty = BTreeMap::new();
         let m = compare(
             &[("vlanif10".into(), gw(&[], &[]))],
@@ -675,18 +692,20 @@ mod tests {
                     gateway: None,
                     field: "member_up_delay",
                     local: "240s".into(),
-                    peer: "300s".into()
+                    peer: "300s".into(),
+                    ours: false,
                 },
                 Mismatch {
                     gateway: None,
                     field: "up_delay_policy",
                     local: "static".into(),
-                    peer: "dynamic 1s..120s".into()
+                    peer: "dynamic 1s..120s".into(),
+                    ours: false,
                 },
             ]
         );
         assert_eq!(m[0].to_json()["gateway"], serde_json::Value::Null);
-        assert_eq!(strict_holds(&m).count(), 0, "node-wide: nothing held");
+        assert!(strict_holds(&m).is_empty(), "node-wide: nothing held");
         // static mode: min and max do not matter
         let other_bounds = NodePolicy {
             min_ms: 5,

@@ -535,6 +535,7 @@ impl Daemon {
             .as_ref()
             .map(|p| {
                 consistency::strict_holds(&p.mismatches)
+                    .into_iter()
                     .map(String::from)
                     .collect()
             })
