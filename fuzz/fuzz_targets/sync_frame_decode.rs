@@ -8,8 +8,10 @@
 //! 2. the input cut into (type, payload) records, each framed with the right
 //!    length, sequence number and tag under the fuzz key, so that it passes
 //!    authentication and reaches the payload parser: every frame delivered
-//!    re-encodes (`FrameWriter`) into bytes that decode to the same frame, and
-//!    the sequence numbers delivered are 1, 2, 3, ...
+//!    re-encodes (`FrameWriter`) into bytes that decode to the same frame
+//!    (a Gateways frame's addresses come out in canonical order, so that
+//!    order survives the round trip too), and the sequence numbers delivered
+//!    are 1, 2, 3, ...
 //!
 //! Run from the crate root (cargo-fuzz; on stable with RUSTC_BOOTSTRAP=1):
 //! `RUSTC_BOOTSTRAP=1 cargo fuzz run sync_frame_decode fuzz/seeds/sync_frame_decode`
