@@ -93,7 +93,10 @@ impl Status {
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        // judged only while the peer is up (its table is gone otherwise)
+        let up = self.peer.state == "up";
         let consistency = match (self.peer.consistent, self.peer.mismatches.as_ref()) {
+            _ if !up => String::new(),
             (Some(true), _) => " (consistent)".to_string(),
             (Some(false), Some(m)) => format!(
                 " ({} mismatch{})",
@@ -252,5 +255,12 @@ mod tests {
         let t = status(serde_json::json!([])).table();
         assert!(t.contains("peer up (consistent)"), "{t}");
         assert!(!t.contains("MISMATCH"), "{t}");
+        let mut down = status(serde_json::json!([]));
+        down.peer.state = "down".into();
+        let t = down.table();
+        assert!(
+            t.contains("peer down\n"),
+            "nothing judged without the peer: {t}"
+        );
     }
 }
