@@ -23,22 +23,24 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerStatus {
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // Every field is always present: null when unknown (DESIGN.md §5).
     pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_heard_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_us: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatches: Option<Vec<serde_json::Value>>,
     /// Heartbeat counters: `{"tx", "rx", "dropped": {reason: count}}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeats: Option<serde_json::Value>,
-    /// ARP/ND sync channel: `{"state", "sessions", "peer_entries", "bulk_complete"}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// ARP/ND sync channel: `{"state", "sessions", "peer_entries",
+    /// "bulk_complete", "refused", ...}`.
     pub sync: Option<serde_json::Value>,
+    /// Why the peer is down when it said so: `peer-shutdown` after its
+    /// goodbye; else null.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The peer is drained for maintenance (null without a peer).
+    #[serde(default)]
+    pub drained: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
