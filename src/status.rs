@@ -100,6 +100,30 @@ impl Status {
             "dagw {}  node {}  role {}  peer {}",
             self.version, self.node, self.role, self.peer.state
         );
+        if let Some(r) = &self.peer.reason {
+            let _ = writeln!(s, "peer down: {r}");
+        }
+        if self.peer.drained == Some(true) {
+            let _ = writeln!(s, "peer drained for maintenance");
+        }
+        if self.drained {
+            let _ = writeln!(
+                s,
+                "DRAINED: every member held for maintenance (dagw resume ends it)"
+            );
+        }
+        if let Some(state) = self.uplinks["state"].as_str().filter(|s| *s != "disabled") {
+            let _ = writeln!(
+                s,
+                "uplinks {state}: {} up, {} needed{}",
+                self.uplinks["up"],
+                self.uplinks["min_up"],
+                self.uplinks["recover_remaining_ms"]
+                    .as_u64()
+                    .map(|ms| format!(", members released in {}", secs(Some(ms))))
+                    .unwrap_or_default()
+            );
+        }
         let _ = writeln!(
             s,
             "\n{:<14} {:<7} {:<10} {:<10} {:<17} {:<8} {:<18} {:>7} {:>11} {:>11} {:>5}",
@@ -146,6 +170,15 @@ impl Status {
             }
             if let Some(e) = &g.error {
                 let _ = writeln!(s, "{:<14} error: {}", "", e);
+            }
+            if let Some(b) = g.bypass.as_ref().filter(|b| b["state"] != "ok") {
+                let _ = writeln!(
+                    s,
+                    "{:<14} bypass tunnel {}: {}",
+                    "",
+                    b["device"].as_str().unwrap_or("?"),
+                    b["state"].as_str().unwrap_or("?")
+                );
             }
         }
         if !self.members.is_empty() {
