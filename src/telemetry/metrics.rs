@@ -217,13 +217,21 @@ pub fn status_families(e: &mut Exposition, st: &crate::status::Status) {
             "gauge",
             "Tracked uplinks oper-up ([uplinks])",
         );
-        e.sample("dagw_uplinks_up", &[], st.uplinks["up"].as_f64().unwrap_or(0.0));
+        e.sample(
+            "dagw_uplinks_up",
+            &[],
+            st.uplinks["up"].as_f64().unwrap_or(0.0),
+        );
         e.family(
             "dagw_uplinks_holding",
             "gauge",
             "1 while too few uplinks are up (or recovering) and the members are held",
         );
-        e.sample("dagw_uplinks_holding", &[], f64::from(u8::from(state != "up")));
+        e.sample(
+            "dagw_uplinks_holding",
+            &[],
+            f64::from(u8::from(state != "up")),
+        );
     }
     let bypass: Vec<_> = st
         .gateways
