@@ -452,15 +452,5 @@ fn uplinks_scenarios() {
 
 #[test]
 fn neigh_scenarios() {
-    let dirs = scenarios("neigh-");
-    assert!(dirs.len() >= 10, "neigh-* scenarios missing: {dirs:?}");
-    let failures: Vec<String> = dirs
-        .iter()
-        .filter_map(|d| {
-            let (e, s) = replay_neigh(d);
-            check(d, e, s).err()
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    eprintln!("{} neigh scenarios conform", dirs.len());
+    run_all("neigh-", 10, replay_neigh);
 }
