@@ -47,6 +47,11 @@ enum Cmd {
     },
     /// Apply the configuration file again (whole or not at all).
     Reload,
+    /// Maintenance: hold every M-LAG member (reason drain) so servers move
+    /// to the peer, and tell the peer; kept across a restart of dagw.
+    Drain,
+    /// End a drain: the members are released at once.
+    Resume,
     /// Stream state changes and alerts.
     Monitor {
         /// One JSON object per line.
@@ -123,6 +128,8 @@ fn main() -> ExitCode {
         Cmd::Run { config } => run(&config, cli.socket),
         Cmd::Status { json } => status(&client_socket(&cli.socket), json),
         Cmd::Reload => reload(&client_socket(&cli.socket)),
+        Cmd::Drain => drain(&client_socket(&cli.socket), WireRequest::Drain),
+        Cmd::Resume => drain(&client_socket(&cli.socket), WireRequest::Resume),
         Cmd::Monitor { json } => monitor(&client_socket(&cli.socket), json),
         Cmd::ImportVrp(args) => import_vrp(args),
         #[cfg(feature = "assets")]
@@ -259,6 +266,28 @@ fn reload(sock: &Path) -> ExitCode {
             }
             eprintln!("dagw: configuration refused; the running configuration is kept");
             ExitCode::from(1)
+        }
+        Ok(Reply::Error { error }) => {
+            eprintln!("dagw: {error}");
+            ExitCode::from(1)
+        }
+        Ok(other) => fail(ClientError::Protocol(format!("{other:?}"))),
+        Err(e) => fail(e),
+    }
+}
+
+fn drain(sock: &Path, req: WireRequest) -> ExitCode {
+    match client::call(sock, req) {
+        Ok(Reply::Drained { drained }) => {
+            println!(
+                "{}",
+                if drained {
+                    "drained: every member held (reason drain); the peer is told"
+                } else {
+                    "resumed: members released"
+                }
+            );
+            ExitCode::SUCCESS
         }
         Ok(Reply::Error { error }) => {
             eprintln!("dagw: {error}");

@@ -23,22 +23,24 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerStatus {
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // Every field is always present: null when unknown (DESIGN.md §5).
     pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_heard_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_us: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatches: Option<Vec<serde_json::Value>>,
     /// Heartbeat counters: `{"tx", "rx", "dropped": {reason: count}}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeats: Option<serde_json::Value>,
-    /// ARP/ND sync channel: `{"state", "sessions", "peer_entries", "bulk_complete"}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// ARP/ND sync channel: `{"state", "sessions", "peer_entries",
+    /// "bulk_complete", "refused", ...}`.
     pub sync: Option<serde_json::Value>,
+    /// Why the peer is down when it said so: `peer-shutdown` after its
+    /// goodbye; else null.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The peer is drained for maintenance (null without a peer).
+    #[serde(default)]
+    pub drained: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +112,30 @@ impl Status {
             "dagw {}  node {}  role {}  peer {}{consistency}",
             self.version, self.node, self.role, self.peer.state
         );
+        if let Some(r) = &self.peer.reason {
+            let _ = writeln!(s, "peer down: {r}");
+        }
+        if self.peer.drained == Some(true) {
+            let _ = writeln!(s, "peer drained for maintenance");
+        }
+        if self.drained {
+            let _ = writeln!(
+                s,
+                "DRAINED: every member held for maintenance (dagw resume ends it)"
+            );
+        }
+        if let Some(state) = self.uplinks["state"].as_str().filter(|s| *s != "disabled") {
+            let _ = writeln!(
+                s,
+                "uplinks {state}: {} up, {} needed{}",
+                self.uplinks["up"],
+                self.uplinks["min_up"],
+                self.uplinks["recover_remaining_ms"]
+                    .as_u64()
+                    .map(|ms| format!(", members released in {}", secs(Some(ms))))
+                    .unwrap_or_default()
+            );
+        }
         let _ = writeln!(
             s,
             "\n{:<14} {:<7} {:<10} {:<10} {:<17} {:<8} {:<18} {:>7} {:>11} {:>11} {:>5}",
@@ -156,6 +182,15 @@ impl Status {
             }
             if let Some(e) = &g.error {
                 let _ = writeln!(s, "{:<14} error: {}", "", e);
+            }
+            if let Some(b) = g.bypass.as_ref().filter(|b| b["state"] != "ok") {
+                let _ = writeln!(
+                    s,
+                    "{:<14} bypass tunnel {}: {}",
+                    "",
+                    b["device"].as_str().unwrap_or("?"),
+                    b["state"].as_str().unwrap_or("?")
+                );
             }
         }
         let mismatches = self.peer.mismatches.as_deref().unwrap_or_default();

@@ -31,6 +31,13 @@
 //! uplinks counted from link events) and `{"t", "tick": true}` (time), and
 //! effects `{"t", "uplinks": STATE, "members_held": bool}`.
 //!
+//! Scenarios named `peer-*` are the peer's liveness, roles, split-brain,
+//! drain and goodbye (`core::peer::PeerMachine`), with `config.toml`'s
+//! `[peer]` and node name. Events: `{"t_ms", "heartbeat": {"node", "priority",
+//! "flags": ["drained" | "goodbye"], "epoch"}}` (authenticated, fresh: what
+//! passed the link's checks), `{"t_ms", "tick": true}`, `{"t_ms",
+//! "peer_link": "up" | "down"}`; effects `{"t_ms", "change": ...}`.
+//!
 //! Scenarios named `mismatch-*` are the configuration comparison between
 //! the peers (`core::consistency::compare`): `config.toml` is this node's
 //! config, `peer.toml` the peer's, and the events
@@ -463,6 +470,75 @@ fn replay_mismatch(dir: &Path) -> (Vec<Value>, Value) {
     (effects, status)
 }
 
+/// Replay one `peer-*` scenario through `core::peer::PeerMachine`.
+fn replay_peer(dir: &Path) -> (Vec<Value>, Value) {
+    use dagw::core::peer::{LinkState, PeerChange, PeerMachine};
+    use dagw::peer::codec::{FLAG_DRAINED, FLAG_GOODBYE, Heartbeat};
+    use std::time::{Duration, Instant};
+    let (cfg, _) =
+        load(dir).unwrap_or_else(|d| panic!("{}: config.toml invalid: {d:?}", dir.display()));
+    let p = cfg.peer.expect("a [peer] section");
+    let t0 = Instant::now();
+    let mut m = PeerMachine::new(
+        p.interval,
+        p.multiplier,
+        &cfg.node.name,
+        p.priority as u8,
+        t0,
+    );
+    let mut effects = Vec::new();
+    let events = fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    for line in events.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: Value = serde_json::from_str(line).expect("event");
+        let t = ev["t_ms"].as_u64().expect("t_ms");
+        let now = t0 + Duration::from_millis(t);
+        let changes = if let Some(h) = ev.get("heartbeat") {
+            let mut hb = Heartbeat {
+                epoch: h["epoch"].as_u64().unwrap_or(1),
+                priority: h["priority"].as_u64().unwrap_or(100) as u8,
+                page: 0,
+                pages: 1,
+                ..Default::default()
+            };
+            let _ = hb.node.push_str(h["node"].as_str().unwrap_or("leafb"));
+            for f in h["flags"].as_array().into_iter().flatten() {
+                hb.flags |= match f.as_str() {
+                    Some("drained") => FLAG_DRAINED,
+                    Some("goodbye") => FLAG_GOODBYE,
+                    _ => panic!("flag {f}"),
+                };
+            }
+            m.on_heartbeat(&hb, now)
+        } else if ev.get("tick").is_some() {
+            m.tick(now)
+        } else if let Some(l) = ev["peer_link"].as_str() {
+            m.on_peer_link(if l == "up" {
+                LinkState::Up
+            } else {
+                LinkState::Down
+            })
+        } else {
+            panic!("{}: bad event {ev}", dir.display())
+        };
+        for c in changes {
+            let text = match c {
+                PeerChange::State(s) => format!("state {}", s.as_str()),
+                PeerChange::Role(r) => format!("role {}", r.as_str()),
+                PeerChange::TableComplete => "table-complete".into(),
+                PeerChange::SplitBrain(on) => format!("split-brain {on}"),
+                PeerChange::PeerLinkRecovered => "peer-link-recovered".into(),
+                PeerChange::Drained(on) => format!("drained {on}"),
+            };
+            effects.push(json!({"t_ms": t, "change": text}));
+        }
+    }
+    let status = json!({
+        "state": m.state.as_str(), "role": m.role_str(), "reason": m.reason,
+        "drained": m.peer_drained, "split_brain": m.split_brain,
+    });
+    (effects, status)
+}
+
 fn check(dir: &Path, effects: Vec<Value>, status: Value) -> Result<(), String> {
     let got_effects: String = effects.iter().map(|v| format!("{v}\n")).collect();
     let got_status = serde_json::to_string_pretty(&status).expect("json") + "\n";
@@ -519,6 +595,11 @@ fn check_scenarios() {
 }
 
 #[test]
+fn peer_scenarios() {
+    run_all("peer-", 2, replay_peer);
+}
+
+#[test]
 fn mismatch_scenarios() {
     run_all("mismatch-", 6, replay_mismatch);
 }
@@ -530,15 +611,5 @@ fn uplinks_scenarios() {
 
 #[test]
 fn neigh_scenarios() {
-    let dirs = scenarios("neigh-");
-    assert!(dirs.len() >= 10, "neigh-* scenarios missing: {dirs:?}");
-    let failures: Vec<String> = dirs
-        .iter()
-        .filter_map(|d| {
-            let (e, s) = replay_neigh(d);
-            check(d, e, s).err()
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    eprintln!("{} neigh scenarios conform", dirs.len());
+    run_all("neigh-", 10, replay_neigh);
 }

@@ -187,6 +187,14 @@ fn pinned(ns: &Netns) -> bool {
     })
 }
 
+fn wait_both_usable(lab: &Lab) {
+    let (a, b) = (&lab.pair.a.ns, &lab.pair.b.ns);
+    wait_for("both switches hold usable entries for the server", || {
+        let bad = unusable(a, "A") + &unusable(b, "B");
+        if bad.is_empty() { Ok(()) } else { Err(bad) }
+    });
+}
+
 fn start(lab: &Lab) -> (Daemon, Daemon) {
     let (da, db) = lab.pair.start(&PeerOpts::default(), &[Gw::vlanif10()]);
     for d in [&da, &db] {
@@ -218,10 +226,7 @@ fn entries_follow_the_host_across_member_failovers() {
     let (a, b) = (&lab.pair.a.ns, &lab.pair.b.ns);
 
     // The server behind A: A resolves it, B forwards through A's entries.
-    wait_for("both switches hold usable entries for the server", || {
-        let bad = unusable(a, "A") + &unusable(b, "B");
-        if bad.is_empty() { Ok(()) } else { Err(bad) }
-    });
+    wait_both_usable(&lab);
     let t0 = Instant::now();
     let failures = sample(&lab, window(), t0);
     assert!(
@@ -265,10 +270,7 @@ fn vanished_host_is_removed_from_both_switches() {
     let (_da, _db) = start(&lab);
     let _traffic = Traffic::start(&lab);
     let (a, b) = (&lab.pair.a.ns, &lab.pair.b.ns);
-    wait_for("both switches hold usable entries for the server", || {
-        let bad = unusable(a, "A") + &unusable(b, "B");
-        if bad.is_empty() { Ok(()) } else { Err(bad) }
-    });
+    wait_both_usable(&lab);
 
     // both legs down: the host is gone
     lab.server.ip("link set eth1 down");

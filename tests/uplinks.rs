@@ -150,5 +150,48 @@ fn without_the_section_uplinks_are_disabled() {
             "{k} present and null: {u}"
         );
     }
-    assert_eq!(d.status()["drained"], false);
+    // DESIGN.md §5: every field always present, null when unknown
+    let st = d.status();
+    assert_eq!(st["drained"], false);
+    for k in [
+        "state",
+        "address",
+        "last_heard_ms",
+        "rtt_us",
+        "consistent",
+        "mismatches",
+        "heartbeats",
+        "sync",
+        "reason",
+        "drained",
+    ] {
+        assert!(
+            st["peer"].get(k).is_some(),
+            "peer.{k} absent: {}",
+            st["peer"]
+        );
+    }
+    let g = &st["gateways"][0];
+    for k in [
+        "name",
+        "kind",
+        "id",
+        "interface",
+        "device",
+        "mac",
+        "ipv4",
+        "ipv6",
+        "link_local",
+        "state",
+        "reason",
+        "hold_remaining_ms",
+        "up_delay_ms",
+        "arp",
+        "nd",
+        "corrections",
+        "bypass",
+    ] {
+        assert!(g.get(k).is_some(), "gateway.{k} absent: {g}");
+    }
+    assert!(g["bypass"].is_null(), "a VLANIF's bypass is null");
 }

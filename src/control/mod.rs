@@ -50,12 +50,18 @@ pub enum WireRequest {
     Status,
     Reload,
     Monitor,
+    /// Maintenance: hold every member (reason `drain`), tell the peer.
+    Drain,
+    /// End a drain: members released at once.
+    Resume,
 }
 
 #[derive(Debug)]
 pub enum Request {
     Status,
     Reload,
+    Drain,
+    Resume,
     /// The OpenMetrics exposition (from the metrics endpoint, not the socket).
     Metrics,
 }
@@ -64,10 +70,22 @@ pub enum Request {
 #[serde(tag = "reply", rename_all = "lowercase")]
 pub enum Reply {
     Status(Box<Status>),
-    Reloaded { warnings: Vec<String> },
-    Refused { errors: Vec<String> },
-    Metrics { text: String },
-    Error { error: String },
+    Reloaded {
+        warnings: Vec<String>,
+    },
+    /// After drain / resume: whether a drain is now in force.
+    Drained {
+        drained: bool,
+    },
+    Refused {
+        errors: Vec<String>,
+    },
+    Metrics {
+        text: String,
+    },
+    Error {
+        error: String,
+    },
 }
 
 pub type RequestTx = mpsc::Sender<(Request, oneshot::Sender<Reply>)>;
@@ -278,6 +296,17 @@ async fn handle(
             .await;
         }
         WireRequest::Reload => Request::Reload,
+        WireRequest::Drain | WireRequest::Resume if uid != Some(0) => {
+            return write_line(
+                &mut w,
+                &Reply::Error {
+                    error: "drain and resume change state: only root may ask for them".into(),
+                },
+            )
+            .await;
+        }
+        WireRequest::Drain => Request::Drain,
+        WireRequest::Resume => Request::Resume,
     };
     let (otx, orx) = oneshot::channel();
     if tx.send((req, otx)).await.is_err() {

@@ -67,6 +67,8 @@ pub struct MemberMachine {
     /// Uplink tracking: this switch lost its uplinks (`core::uplinks`); the
     /// members stay down while it lasts.
     pub uplinks_down: bool,
+    /// `dagw drain`: held for maintenance until `dagw resume`.
+    pub drained: bool,
     /// When the current hold began (dynamic mode releases early from it).
     pub hold_since: Option<Instant>,
     /// Dynamic mode: past `member_min_delay`, still waiting for gateways.
@@ -101,6 +103,7 @@ impl MemberMachine {
             hold: None,
             split_brain: false,
             uplinks_down: false,
+            drained: false,
             hold_since: None,
             waiting_gateways: false,
             record: MemberRecord {
@@ -185,11 +188,13 @@ impl MemberMachine {
     }
 
     pub fn held(&self) -> bool {
-        self.hold.is_some() || self.split_brain || self.uplinks_down
+        self.hold.is_some() || self.split_brain || self.uplinks_down || self.drained
     }
 
     pub fn reason(&self) -> Option<&'static str> {
-        if self.split_brain {
+        if self.drained {
+            Some("drain")
+        } else if self.split_brain {
             Some("split-brain")
         } else if self.uplinks_down {
             Some("uplinks-down")

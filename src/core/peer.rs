@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use crate::core::consistency::{Mismatch, compare};
-use crate::peer::codec::{GwEntry, Heartbeat, NodePolicy};
+use crate::peer::codec::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, NodePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -87,7 +87,12 @@ pub enum PeerChange {
     SplitBrain(bool),
     /// The peer-link came back while the peer is up: re-apply up-delays (backup).
     PeerLinkRecovered,
+    /// The peer was drained (`dagw drain`) or resumed.
+    Drained(bool),
 }
+
+/// `peer.reason` after the peer's goodbye.
+pub const PEER_SHUTDOWN: &str = "peer-shutdown";
 
 #[derive(Debug, Clone)]
 pub struct PeerMachine {
@@ -111,6 +116,12 @@ pub struct PeerMachine {
     pub peer_link: LinkState,
     pub split_brain: bool,
     pub rtt: Option<Duration>,
+    /// The peer is drained for maintenance (`dagw drain` there): its members
+    /// are down on purpose, which is neither split-brain nor a mismatch.
+    pub peer_drained: bool,
+    /// Why the peer is down, when it said so: `peer-shutdown` after its
+    /// goodbye (status `peer.reason`).
+    pub reason: Option<&'static str>,
 }
 
 impl PeerMachine {
@@ -140,6 +151,8 @@ impl PeerMachine {
             peer_link: LinkState::NotConfigured,
             split_brain: false,
             rtt: None,
+            peer_drained: false,
+            reason: None,
         }
     }
 
@@ -158,8 +171,21 @@ impl PeerMachine {
 
     /// An authenticated, fresh heartbeat.
     pub fn on_heartbeat(&mut self, hb: &Heartbeat, now: Instant) -> Vec<PeerChange> {
+        // A goodbye (the peer stops cleanly, authenticated and fresh like any
+        // heartbeat): down at once instead of after interval × multiplier.
+        if hb.flags & FLAG_GOODBYE != 0 {
+            self.last_heard = Some(now);
+            self.peer_epoch = hb.epoch;
+            return self.go_down(Some(PEER_SHUTDOWN));
+        }
         let mut out = Vec::new();
         self.last_heard = Some(now);
+        self.reason = None;
+        let drained = hb.flags & FLAG_DRAINED != 0;
+        if drained != self.peer_drained {
+            self.peer_drained = drained;
+            out.push(PeerChange::Drained(drained));
+        }
         let restarted = hb.epoch != self.peer_epoch;
         self.peer_epoch = hb.epoch;
         let identity_changed =
@@ -214,18 +240,29 @@ impl PeerMachine {
         if let Some(d) = self.deadline()
             && now >= d
         {
-            self.state = PeerState::Down;
-            self.table.clear();
-            self.policy = None;
-            self.rtt = None;
-            out.push(PeerChange::State(PeerState::Down));
-            // alone, this switch carries the traffic
-            if self.role != Role::Master {
-                self.role = Role::Master;
-                out.push(PeerChange::Role(Role::Master));
-            }
-            out.extend(self.update_split_brain());
+            out = self.go_down(None);
         }
+        out
+    }
+
+    fn go_down(&mut self, reason: Option<&'static str>) -> Vec<PeerChange> {
+        let mut out = Vec::new();
+        self.reason = reason;
+        if self.state == PeerState::Down {
+            return out;
+        }
+        self.state = PeerState::Down;
+        self.table.clear();
+        self.policy = None;
+        self.rtt = None;
+        self.peer_drained = false;
+        out.push(PeerChange::State(PeerState::Down));
+        // alone, this switch carries the traffic
+        if self.role != Role::Master {
+            self.role = Role::Master;
+            out.push(PeerChange::Role(Role::Master));
+        }
+        out.extend(self.update_split_brain());
         out
     }
 
@@ -244,7 +281,9 @@ impl PeerMachine {
     }
 
     fn update_split_brain(&mut self) -> Option<PeerChange> {
-        let sb = self.state == PeerState::Up && self.peer_link == LinkState::Down;
+        // a drained peer keeps its members down on purpose: no split-brain
+        let sb =
+            self.state == PeerState::Up && self.peer_link == LinkState::Down && !self.peer_drained;
         (sb != self.split_brain).then(|| {
             self.split_brain = sb;
             PeerChange::SplitBrain(sb)

@@ -44,6 +44,8 @@ const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const BOOT_MARKER: &str = "booted";
 const MEMBERS_FILE: &str = "members.json";
+/// Present while `dagw drain` is in force.
+const DRAINED_FILE: &str = "drained";
 /// While kernel events are still queued, planning waits for the queue to
 /// drain, but no longer than this: a flood of events must not starve the
 /// gateways. (The echoes of creating 4094 gateways drain in well under it.)
@@ -120,6 +122,8 @@ pub struct Daemon {
     started: Instant,
     /// `[uplinks]`: uplink tracking, None without the section.
     uplinks: Option<UplinkTracker>,
+    /// `dagw drain` in force (kept in `state_dir` across restarts).
+    drained: bool,
 }
 
 /// The configured way holds end.
@@ -181,6 +185,7 @@ impl Daemon {
             member_macs: HashMap::new(),
             started: Instant::now(),
             uplinks: None,
+            drained: false,
         };
         if let Some(p) = &d.cfg.peer {
             d.peer = Some(peering::PeerRuntime::new(
@@ -264,6 +269,7 @@ impl Daemon {
         let saved = self.load_member_records();
         for m in &mut self.members {
             m.ifindex = self.view.link_by_name(&m.name).map(|l| l.index);
+            m.drained = self.drained;
             if let Some((rec, until_unix_ms)) = saved.get(&m.name) {
                 m.record = *rec;
                 if let Some(ms) = until_unix_ms {
@@ -758,6 +764,47 @@ impl Daemon {
         }
     }
 
+    /// `dagw drain` / `dagw resume`: hold every member (reason `drain`) so
+    /// servers move to the peer, or release them at once; kept in
+    /// `state_dir` across restarts of dagw; the peer is told in the next
+    /// heartbeat, sent at once.
+    fn set_drained(&mut self, on: bool, now: Instant) -> Result<(), String> {
+        let marker = self.state_dir().join(DRAINED_FILE);
+        let io = if on {
+            std::fs::write(&marker, b"drained\n")
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        io.map_err(|e| format!("cannot record the drain in {}: {e}", marker.display()))?;
+        let changed = self.drained != on;
+        self.drained = on;
+        for m in &mut self.members {
+            m.drained = on;
+        }
+        if changed {
+            let msg = if on {
+                "drained for maintenance: every member held so servers use the peer"
+            } else {
+                "resumed: members released"
+            };
+            self.emit(
+                Notice::new(Kind::State, ids::DRAIN, self.cfg.node.name.clone(), msg)
+                    .with("drained", on),
+            );
+            if on {
+                for m in self.members.iter() {
+                    self.emit(hold_start_notice(m, now));
+                }
+            }
+        }
+        self.reconcile_members(now);
+        self.heartbeat_now = true;
+        Ok(())
+    }
+
     /// Oper-up uplinks of `[uplinks]` in the kernel now.
     fn uplinks_up(&self) -> u32 {
         self.cfg.uplinks.as_ref().map_or(0, |u| {
@@ -1072,6 +1119,9 @@ impl Daemon {
                 kept.push(MemberMachine::new(name));
             }
         }
+        for m in &mut kept {
+            m.drained = self.drained;
+        }
         self.members = kept;
         self.update_peer(&new, now);
         self.cfg = new;
@@ -1220,8 +1270,12 @@ impl Daemon {
                     mismatches: None,
                     heartbeats: None,
                     sync: None,
+                    reason: None,
+                    drained: None,
                 },
                 Some(p) => PeerStatus {
+                    reason: p.machine.reason.map(String::from),
+                    drained: Some(p.machine.peer_drained),
                     state: p.machine.state.as_str().into(),
                     address: Some(p.cfg.address.to_string()),
                     last_heard_ms: p.machine.last_heard.map(|t| now.saturating_duration_since(t).as_millis() as u64),
@@ -1262,7 +1316,7 @@ impl Daemon {
             },
             gateways,
             members,
-            drained: false,
+            drained: self.drained,
             uplinks,
         }
     }
@@ -1428,6 +1482,7 @@ impl Daemon {
         let boot_id = read_boot_id();
         let first_start = member::first_start_after_boot(recorded.as_deref(), boot_id.as_deref());
         self.adopt();
+        self.drained = self.state_dir().join(DRAINED_FILE).exists();
         self.start_members(first_start, now);
         self.setup_uplinks(now);
         self.remove_stale();
@@ -1546,8 +1601,17 @@ impl Daemon {
                             Ok(w) => control::Reply::Reloaded { warnings: w.iter().map(|d| d.render(&self.cfg_path.display().to_string())).collect() },
                             Err(errors) => control::Reply::Refused { errors },
                         },
+                        Request::Drain | Request::Resume => {
+                            match self.set_drained(matches!(req, Request::Drain), now) {
+                                Ok(()) => control::Reply::Drained { drained: self.drained },
+                                Err(error) => control::Reply::Error { error },
+                            }
+                        }
                     };
                     let _ = reply.send(r);
+                    if std::mem::take(&mut self.heartbeat_now) {
+                        hb_tick.reset_immediately();
+                    }
                 }
                 Some(ev) = recv_sync(&mut sync_rx) => self.on_sync_event(ev, Instant::now()),
                 _ = hup.recv() => { let _ = self.reload(Instant::now()); }
@@ -1558,6 +1622,7 @@ impl Daemon {
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.send_goodbye().await;
         self.save_member_records();
         let _ = std::fs::remove_file(&socket_path);
         Ok(())

@@ -12,7 +12,7 @@ use crate::core::gateway::{GwState, HoldReason};
 use crate::core::member::MemberHoldReason;
 use crate::core::peer::{LinkState, PeerChange, PeerMachine, PeerState, Role};
 use crate::peer::auth::{Key, Keyring};
-use crate::peer::codec::{GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
+use crate::peer::codec::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
 use crate::peer::link::{DropReason, PeerLink, random_epoch};
 use crate::telemetry::{Kind, Notice, ids};
 
@@ -242,6 +242,7 @@ impl Daemon {
         let degraded = self.gateways.iter().any(|g| g.last_error.is_some());
         let link_state = self.peer_link_state();
         let policy = consistency::node_policy(&self.cfg);
+        let flags = if self.drained { FLAG_DRAINED } else { 0 };
         let Some(p) = self.peer.as_mut() else { return };
         let Some(sock) = p.socket.as_ref() else {
             return;
@@ -257,6 +258,7 @@ impl Daemon {
                 page: page as u16,
                 pages: pages as u16,
                 policy: Some(policy),
+                flags,
                 ..Default::default()
             };
             for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
@@ -266,6 +268,34 @@ impl Daemon {
                 // a lost heartbeat is what the dead interval is for
                 let _ = sock.send_to(&buf[..n], p.link.peer).await;
             }
+        }
+    }
+
+    /// A clean stop: one authenticated goodbye, so the peer reports us down
+    /// at once (`peer-shutdown`) instead of after interval × multiplier.
+    /// Sent twice, a few ms apart, against a lost datagram; the second is
+    /// refused as a replay if the first arrived.
+    pub(super) async fn send_goodbye(&mut self) {
+        let link_state = self.peer_link_state();
+        let Some(p) = self.peer.as_mut() else { return };
+        let Some(sock) = p.socket.as_ref() else {
+            return;
+        };
+        let mut buf = [0u8; MAX_PACKET];
+        for _ in 0..2 {
+            let mut hb = Heartbeat {
+                priority: p.machine.local_priority,
+                peer_link: link_state.wire(),
+                page: 0,
+                pages: 1,
+                flags: FLAG_GOODBYE,
+                ..Default::default()
+            };
+            hb.gateways.clear();
+            if let Some(n) = p.link.seal(&mut hb, Instant::now(), &mut buf) {
+                let _ = sock.send_to(&buf[..n], p.link.peer).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
@@ -403,22 +433,30 @@ impl Daemon {
                     );
                 }
                 PeerChange::State(s) => {
-                    let dead = self
+                    let (dead, reason) = self
                         .peer
                         .as_ref()
-                        .map(|p| p.machine.dead_interval().as_millis() as u64)
-                        .unwrap_or(0);
+                        .map(|p| {
+                            (
+                                p.machine.dead_interval().as_millis() as u64,
+                                p.machine.reason,
+                            )
+                        })
+                        .unwrap_or((0, None));
+                    let message = match reason {
+                        Some(r) => format!(
+                            "peer {peer_addr} is {}: it said goodbye ({r}, a clean stop)",
+                            s.as_str()
+                        ),
+                        None => format!(
+                            "peer {peer_addr} is {}: no heartbeat for {dead} ms",
+                            s.as_str()
+                        ),
+                    };
                     self.emit(
-                        Notice::new(
-                            Kind::Alert,
-                            ids::PEER_DOWN,
-                            peer_addr.clone(),
-                            format!(
-                                "peer {peer_addr} is {}: no heartbeat for {dead} ms",
-                                s.as_str()
-                            ),
-                        )
-                        .with("state", s.as_str()),
+                        Notice::new(Kind::Alert, ids::PEER_DOWN, peer_addr.clone(), message)
+                            .with("state", s.as_str())
+                            .with("reason", reason),
                     );
                     if let Some(p) = self.peer.as_mut() {
                         p.mismatches.clear();
@@ -458,6 +496,19 @@ impl Daemon {
                     if self.is_backup() {
                         self.peer_link_recovery(now);
                     }
+                }
+                PeerChange::Drained(on) => {
+                    let msg = if on {
+                        format!(
+                            "peer {peer_addr} is drained for maintenance: its members are down on purpose"
+                        )
+                    } else {
+                        format!("peer {peer_addr} resumed from its drain")
+                    };
+                    self.emit(
+                        Notice::new(Kind::State, ids::PEER_DRAINED, peer_addr.clone(), msg)
+                            .with("drained", on),
+                    );
                 }
             }
         }

@@ -197,6 +197,61 @@ pub fn status_families(e: &mut Exposition, st: &crate::status::Status) {
             e.sample("dagw_sync_sessions_total", &[], n);
         }
     }
+    e.family(
+        "dagw_drained",
+        "gauge",
+        "1 while dagw drain holds every member for maintenance",
+    );
+    e.sample("dagw_drained", &[], f64::from(u8::from(st.drained)));
+    if let Some(d) = peer.drained {
+        e.family(
+            "dagw_peer_drained",
+            "gauge",
+            "1 while the peer is drained for maintenance",
+        );
+        e.sample("dagw_peer_drained", &[], f64::from(u8::from(d)));
+    }
+    if let Some(state) = st.uplinks["state"].as_str().filter(|s| *s != "disabled") {
+        e.family(
+            "dagw_uplinks_up",
+            "gauge",
+            "Tracked uplinks oper-up ([uplinks])",
+        );
+        e.sample(
+            "dagw_uplinks_up",
+            &[],
+            st.uplinks["up"].as_f64().unwrap_or(0.0),
+        );
+        e.family(
+            "dagw_uplinks_holding",
+            "gauge",
+            "1 while too few uplinks are up (or recovering) and the members are held",
+        );
+        e.sample(
+            "dagw_uplinks_holding",
+            &[],
+            f64::from(u8::from(state != "up")),
+        );
+    }
+    let bypass: Vec<_> = st
+        .gateways
+        .iter()
+        .filter_map(|g| Some((g, g.bypass.as_ref()?["state"].as_str()?)))
+        .collect();
+    if !bypass.is_empty() {
+        e.family(
+            "dagw_gateway_bypass_ok",
+            "gauge",
+            "1 while a VBDIF gateway's bypass VXLAN tunnel is healthy",
+        );
+        for (g, state) in bypass {
+            e.sample(
+                "dagw_gateway_bypass_ok",
+                &[("gateway", &g.name), ("state", state)],
+                f64::from(u8::from(state == "ok")),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub mod ids {
     pub const SYNC_REFUSED: &str = "sync-refused";
     pub const BYPASS_TUNNEL: &str = "bypass-tunnel";
     pub const UPLINKS: &str = "uplinks";
+    pub const DRAIN: &str = "drain";
+    pub const PEER_DRAINED: &str = "peer-drained";
 }
 
 #[derive(Debug, Clone)]
