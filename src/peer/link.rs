@@ -112,6 +112,9 @@ pub struct PeerLink {
     live: Option<ReplayWindow>,
     /// An epoch of the peer's not (yet) proven fresh: its packets are echoed only.
     candidate: Option<ReplayWindow>,
+    /// The live window before the peer went down: if that epoch proves itself
+    /// again, its window continues (what it saw stays refused).
+    dormant: Option<ReplayWindow>,
     retired: [Option<u64>; RETIRED],
     retired_next: usize,
     /// The highest sequence of ours (this epoch) a live packet echoed.
@@ -137,6 +140,7 @@ impl PeerLink {
             seq: 0,
             live: None,
             candidate: None,
+            dormant: None,
             retired: [None; RETIRED],
             retired_next: 0,
             max_echo: 0,
@@ -152,10 +156,12 @@ impl PeerLink {
     }
 
     /// The peer went down: a new epoch of ours (nothing the peer sent before
-    /// can echo it) and a fresh window (the peer's old epoch is retired).
+    /// can echo it) and no live epoch of the peer's. Its last live epoch is
+    /// not retired: a peer that did not restart (only its packets were lost)
+    /// keeps that epoch, and proves it fresh again by echoing our new one.
     pub fn restart(&mut self, epoch: u64) {
         if let Some(w) = self.live.take() {
-            self.retire(w.epoch);
+            self.dormant = Some(w);
         }
         self.candidate = None;
         self.epoch = epoch;
@@ -262,7 +268,21 @@ impl PeerLink {
                     self.last_rx = Some((hb.epoch, hb.seq, now));
                     return Err(DropReason::Stale);
                 }
-                if let Some(old) = self.live.replace(ReplayWindow::new(hb.epoch, hb.seq)) {
+                let window = match self.dormant.take() {
+                    Some(mut w) if w.epoch == hb.epoch => {
+                        if w.check_and_update(hb.seq) == Replay::Replayed {
+                            self.dormant = Some(w);
+                            return Err(DropReason::Replayed);
+                        }
+                        w
+                    }
+                    Some(w) => {
+                        self.retire(w.epoch);
+                        ReplayWindow::new(hb.epoch, hb.seq)
+                    }
+                    None => ReplayWindow::new(hb.epoch, hb.seq),
+                };
+                if let Some(old) = self.live.replace(window) {
                     self.retire(old.epoch);
                 }
                 self.candidate = None;
@@ -434,6 +454,31 @@ mod tests {
         for p in &captured {
             assert!(a.admit(p, addr(B), t).is_err());
         }
+    }
+
+    #[test]
+    fn a_peer_that_did_not_restart_comes_back_after_a_loss() {
+        let (mut a, mut b) = pair();
+        let t = Instant::now();
+        handshake(&mut a, &mut b, t);
+        let old = seal(&mut b, t);
+        assert!(a.admit(&old, addr(B), t).is_ok());
+        // A lost B's packets for a dead interval; B, hearing A, kept its epoch
+        a.restart(77);
+        assert_eq!(
+            a.admit(&seal(&mut b, t), addr(B), t).err(),
+            Some(DropReason::Stale)
+        );
+        assert!(
+            b.admit(&seal(&mut a, t), addr(A), t).is_ok(),
+            "A's new epoch proven to B"
+        );
+        assert!(
+            a.admit(&seal(&mut b, t), addr(B), t).is_ok(),
+            "B's epoch proven again"
+        );
+        // a packet of B's seen before the loss is still a replay
+        assert_eq!(a.admit(&old, addr(B), t), Err(DropReason::Replayed));
     }
 
     #[test]
