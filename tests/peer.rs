@@ -400,6 +400,45 @@ fn exact_mismatches_order_sub_address_and_member_up_delay() {
     assert!(lines[at + 1].ends_with("peer  2s"), "{table}");
     // a node-wide field holds no gateway
     db.wait_gateway("vlanif10", "up", None);
+
+    // A gateway B has and A has not: A keeps none of its exact values...
+    for side in [&pair.a, &pair.b] {
+        side.ns.bridge_up("br20");
+    }
+    let vlanif20 = |addr: &str| Gw {
+        id: 20,
+        ipv4: vec![addr.to_string()],
+        ipv6: vec![],
+        ..Gw::vlanif10()
+    };
+    pair.b
+        .reload(&opts, &[b_gw.clone(), vlanif20("203.0.113.129/25")]);
+    wait_exact_mismatches(
+        &da,
+        &[(Some("vlanif20"), "missing", "absent", "configured")],
+    );
+    // ... until A configures it too: B answers A's new set with its own, so
+    // A names B's addresses (not "differs (exact values once ...)")
+    pair.a
+        .reload(&opts, &[a_gw.clone(), vlanif20("203.0.113.130/25")]);
+    wait_exact_mismatches(
+        &da,
+        &[(
+            Some("vlanif20"),
+            "ipv4",
+            "203.0.113.130/25",
+            "203.0.113.129/25",
+        )],
+    );
+    wait_exact_mismatches(
+        &db,
+        &[(
+            Some("vlanif20"),
+            "ipv4",
+            "203.0.113.129/25",
+            "203.0.113.130/25",
+        )],
+    );
 }
 
 /// Strict mode: the backup holds a mismatched gateway (protodown) until the

@@ -375,46 +375,78 @@ pub fn strict_holds(mismatches: &[Mismatch]) -> Vec<&str> {
 /// announced in one or more frames (the first clears, the last commits), and
 /// only the gateways this node has are kept — at most one entry per local
 /// gateway, however much the peer sends.
+///
+/// Because a gateway we did not have was dropped, a set that brings
+/// gateways the peer's previous set (in this session) did not have asks for
+/// our own set again: the peer may have added a gateway we have, and dropped
+/// our values of it before (docs/sync.md, "Gateways").
 #[derive(Debug, Default)]
 pub struct ExactValues {
     /// The last complete set.
     pub known: BTreeMap<GwKey, GwConfig>,
     staging: Option<BTreeMap<GwKey, GwConfig>>,
+    /// Every gateway of the set in progress (kept or not).
+    staging_keys: std::collections::BTreeSet<GwKey>,
+    /// Every gateway of the last complete set of this session.
+    previous_keys: Option<std::collections::BTreeSet<GwKey>>,
+}
+
+/// What a frame of a set did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetProgress {
+    /// A set is complete: `known` was replaced.
+    pub complete: bool,
+    /// ... and it has gateways the previous set of this session had not:
+    /// send ours again.
+    pub answer: bool,
 }
 
 impl ExactValues {
-    /// One frame of a set; true when it completed one (`known` replaced).
-    /// A frame that does not continue a set in progress is ignored (the
-    /// session's reader refuses that order already).
+    /// One frame of a set. A frame that does not continue a set in progress
+    /// is ignored (the session's reader refuses that order already).
     pub fn on_frame(
         &mut self,
         first: bool,
         last: bool,
         entries: Vec<GwConfig>,
         ours: impl Fn(GwKey) -> bool,
-    ) -> bool {
+    ) -> SetProgress {
         if first {
             self.staging = Some(BTreeMap::new());
+            self.staging_keys.clear();
         }
         let Some(staging) = self.staging.as_mut() else {
-            return false;
+            return SetProgress::default();
         };
         for e in entries {
+            self.staging_keys.insert(e.key());
             if ours(e.key()) {
                 staging.insert(e.key(), e);
             }
         }
-        if last {
-            self.known = self.staging.take().unwrap_or_default();
-            return true;
+        if !last {
+            return SetProgress::default();
         }
-        false
+        self.known = self.staging.take().unwrap_or_default();
+        let keys = std::mem::take(&mut self.staging_keys);
+        let answer = self
+            .previous_keys
+            .as_ref()
+            .is_some_and(|before| !keys.is_subset(before));
+        self.previous_keys = Some(keys);
+        SetProgress {
+            complete: true,
+            answer,
+        }
     }
 
     /// A session ended: a set in progress is incomplete (`known` stays; it
-    /// is checked against the heartbeat digests before use).
+    /// is checked against the heartbeat digests before use), and the next
+    /// session starts with both sides announcing anyway.
     pub fn abandon(&mut self) {
         self.staging = None;
+        self.staging_keys.clear();
+        self.previous_keys = None;
     }
 
     /// Our gateways changed: entries of gateways we no longer have go.
@@ -765,23 +797,53 @@ mod tests {
         let mut ev = ExactValues::default();
         let ours = |k: GwKey| k == (1, 10) || k == (1, 20);
         let g = |id| GwConfig::new((1, id), MAC, 0, &[], &[]);
-        assert!(!ev.on_frame(true, false, vec![g(10), g(30)], ours));
+        let done = SetProgress {
+            complete: true,
+            answer: false,
+        };
+        assert_eq!(
+            ev.on_frame(true, false, vec![g(10), g(30)], ours),
+            SetProgress::default()
+        );
         assert!(ev.known.is_empty(), "not before the set is complete");
-        assert!(ev.on_frame(false, true, vec![g(20), g(20)], ours));
+        assert_eq!(ev.on_frame(false, true, vec![g(20), g(20)], ours), done);
         assert_eq!(
             ev.known.keys().copied().collect::<Vec<_>>(),
             vec![(1, 10), (1, 20)]
         );
-        // the next set replaces
-        assert!(ev.on_frame(true, true, vec![g(20)], ours));
+        // the next set replaces; fewer gateways ask for nothing
+        assert_eq!(ev.on_frame(true, true, vec![g(20)], ours), done);
         assert_eq!(ev.known.len(), 1);
         // a continuation without a start, or after a lost session, is dropped
         ev.on_frame(true, false, vec![g(10)], ours);
         ev.abandon();
-        assert!(!ev.on_frame(false, true, vec![g(10)], ours));
+        assert_eq!(
+            ev.on_frame(false, true, vec![g(10)], ours),
+            SetProgress::default()
+        );
         assert_eq!(ev.known.keys().copied().collect::<Vec<_>>(), vec![(1, 20)]);
         ev.retain(|k| k == (1, 10));
         assert!(ev.known.is_empty());
+    }
+
+    #[test]
+    fn a_set_with_new_gateways_asks_for_ours_again() {
+        let mut ev = ExactValues::default();
+        let ours = |k: GwKey| k == (1, 10);
+        let g = |id| GwConfig::new((1, id), MAC, 0, &[], &[]);
+        // the first set of a session: both sides announce anyway
+        assert!(!ev.on_frame(true, true, vec![g(10)], ours).answer);
+        // the peer added vlanif20 (not ours: not kept, but it asks for ours,
+        // which the peer may have dropped when it had no vlanif20)
+        let p = ev.on_frame(true, true, vec![g(10), g(20)], ours);
+        assert!(p.complete && p.answer);
+        assert_eq!(ev.known.len(), 1);
+        // the same again, or fewer: no answer (no ping-pong)
+        assert!(!ev.on_frame(true, true, vec![g(20), g(10)], ours).answer);
+        assert!(!ev.on_frame(true, true, vec![g(10)], ours).answer);
+        // a new session starts afresh
+        ev.abandon();
+        assert!(!ev.on_frame(true, true, vec![g(10), g(30)], ours).answer);
     }
 
     #[test]

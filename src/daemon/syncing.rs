@@ -451,10 +451,15 @@ impl Daemon {
                     } => {
                         let ours = self.gateway_keys();
                         let Some(s) = self.sync.as_mut() else { return };
-                        let complete =
-                            s.peer_gateways
-                                .on_frame(*first, *last, gateways.clone(), |k| ours.contains(&k));
-                        if complete {
+                        let set = s
+                            .peer_gateways
+                            .on_frame(*first, *last, gateways.clone(), |k| ours.contains(&k));
+                        if set.answer {
+                            // the peer may have dropped our values of the
+                            // gateways it just added: send them again
+                            s.announced = None;
+                            self.announce_gateways(now);
+                        } else if set.complete {
                             self.recheck_consistency(now);
                         }
                     }
