@@ -1106,7 +1106,11 @@ impl Daemon {
             if new.mlag.members.contains(&m.name) {
                 kept.push(m);
             } else {
+                // no longer a member: released whatever held it
                 m.hold = None;
+                m.split_brain = false;
+                m.uplinks_down = false;
+                m.drained = false;
                 for a in m.plan(&self.view) {
                     if self.exec.apply(&a).is_ok() {
                         a.assume_done(&mut self.view);
