@@ -189,3 +189,71 @@ fn sighup_reloads() {
         "00:00:5e:00:01:01"
     );
 }
+
+/// Issue 10's bug: a reload that changes a kept gateway's `interface`, `mac`
+/// or `bypass_vtep` must leave nothing of the old settings behind (no old
+/// device, vMAC FDB entry or flood entry) and must not retry EEXIST.
+#[test]
+fn reload_changing_interface_mac_and_bypass_vtep_leaves_nothing_behind() {
+    if !require_root("reload_changing_interface_mac_and_bypass_vtep_leaves_nothing_behind") {
+        return;
+    }
+    let ns = Netns::new("rld-chg");
+    ns.bridge_up("br10");
+    ns.bridge_up("br11");
+    ns.vxlan_bd("br5010", "vxlan5010", 5010);
+    let vbdif = |vtep: &str| {
+        format!(
+            "\n[[gateway]]\nvbdif = 5010\ninterface = \"br5010\"\nmac = \"0000-5e00-0101\"\nipv4 = [\"198.51.100.1/24\"]\nvxlan = {{ device = \"vxlan5010\", bypass_vtep = \"{vtep}\" }}\n"
+        )
+    };
+    let vlanif = |svi: &str, mac: &str| {
+        format!(
+            "\n[[gateway]]\nvlanif = 10\ninterface = \"{svi}\"\nmac = \"{mac}\"\nipv4 = [\"192.0.2.1/24\"]\nup_delay = 0\n"
+        )
+    };
+    let d = Daemon::start(
+        &ns,
+        &(vlanif("br10", "0000-5e00-0101") + &vbdif("203.0.113.2")),
+    );
+    d.wait_gateway("vlanif10", "up", None);
+    d.wait_gateway("vbdif5010", "up", None);
+    let has = |needle: &str| ns.fdb().iter().any(|l| l.contains(needle));
+    assert!(
+        has("00:00:5e:00:01:01 dev br10 self permanent"),
+        "{:#?}",
+        ns.fdb()
+    );
+    assert!(has("dst 203.0.113.2"), "{:#?}", ns.fdb());
+
+    d.work
+        .write_config(&(vlanif("br11", "0000-5e00-0102") + &vbdif("203.0.113.3")));
+    let o = d.client(&["reload"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for(
+        "gw10 on br11 with the new vMAC, nothing left of the old",
+        || {
+            let link = ns.link_json("gw10").unwrap_or_default();
+            let on_br11 = link["link"] == "br11";
+            let mac_ok = link["address"] == "00:00:5e:00:01:02";
+            let fdb_ok = has("00:00:5e:00:01:02 dev br11 self permanent")
+                && !has("00:00:5e:00:01:01 dev br10 self")
+                && !has("00:00:5e:00:01:01 dev br11 self");
+            let flood_ok = has("dst 203.0.113.3") && !has("dst 203.0.113.2");
+            if on_br11 && mac_ok && fdb_ok && flood_ok {
+                Ok(())
+            } else {
+                Err(format!("link {link}; fdb {:#?}", ns.fdb()))
+            }
+        },
+    );
+    d.wait_gateway("vlanif10", "up", None);
+    // the vbdif kept its vMAC on br5010; nothing was retried
+    assert!(
+        has("00:00:5e:00:01:01 dev br5010 self permanent"),
+        "{:#?}",
+        ns.fdb()
+    );
+    assert!(!d.log().contains("apply-failed"), "{}", d.log());
+    assert_eq!(d.corrections("vlanif10"), 0);
+}

@@ -72,6 +72,12 @@ pub enum Action {
         vxlan: u32,
         dst: IpAddr,
     },
+    /// `bridge fdb del 00:00:00:00:00:00 dev VXLAN dst VTEP self`: only the
+    /// entry towards that VTEP (others on the device are not dagw's).
+    DelFlood {
+        vxlan: u32,
+        dst: IpAddr,
+    },
     DeleteLink {
         index: u32,
     },
@@ -132,6 +138,11 @@ impl Action {
                 mac: Mac::default(),
                 dst: Some(*dst),
             })),
+            Action::DelFlood { vxlan, dst } => view.apply(KernelEvent::FdbRemoved(Fdb {
+                ifindex: *vxlan,
+                mac: Mac::default(),
+                dst: Some(*dst),
+            })),
             Action::DeleteLink { index } => view.apply(KernelEvent::LinkGone(*index)),
         }
     }
@@ -171,6 +182,9 @@ impl Action {
             Action::AppendFlood { vxlan, dst } => {
                 format!("append flood entry to {dst} on {}", n(vxlan))
             }
+            Action::DelFlood { vxlan, dst } => {
+                format!("remove flood entry to {dst} from {}", n(vxlan))
+            }
             Action::DeleteLink { index } => format!("delete {}", n(index)),
         }
     }
@@ -188,7 +202,7 @@ impl Action {
             | Action::DelAddr { index, .. }
             | Action::DeleteLink { index } => Some(index),
             Action::AddFdbLocal { bridge, .. } | Action::DelFdbLocal { bridge, .. } => Some(bridge),
-            Action::AppendFlood { vxlan, .. } => Some(vxlan),
+            Action::AppendFlood { vxlan, .. } | Action::DelFlood { vxlan, .. } => Some(vxlan),
         }
     }
 }

@@ -323,10 +323,14 @@ pub fn plan(gw: &Gateway, protodown: bool, view: &KernelView) -> Vec<Action> {
     let Some(svi) = view.link_by_name(&gw.interface) else {
         return out; // the kernel removes a macvlan with its lower device
     };
-    let Some(dev) = view
-        .owned_device(&gw.name, &gw.device)
-        .filter(|d| d.lower == Some(svi.index))
-    else {
+    let owned = view.owned_device(&gw.name, &gw.device);
+    if let Some(d) = owned.filter(|d| d.lower != Some(svi.index)) {
+        // on another SVI (the gateway's `interface` changed): a macvlan
+        // cannot move, it is made anew on the right one
+        out.push(Action::DeleteLink { index: d.index });
+        return out;
+    }
+    let Some(dev) = owned else {
         out.push(Action::CreateDevice {
             gateway: gw.name.to_string(),
             name: gw.device.to_string(),
@@ -433,6 +437,56 @@ fn plan_fdb(gw: &Gateway, svi: &Link, view: &KernelView, out: &mut Vec<Action>) 
             });
         }
     }
+}
+
+/// A reload changed a kept gateway: what its old settings left in the kernel
+/// that the new ones do not want — the vMAC FDB entry of an old MAC or on an
+/// old SVI (unless another gateway still needs it), the flood entry towards
+/// an old `bypass_vtep` or on an old vxlan device. (A device on an old SVI is
+/// replaced by `plan`.)
+pub fn plan_changed(
+    old: &Gateway,
+    new: &Gateway,
+    gateways: &[&Gateway],
+    view: &KernelView,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    if (old.interface != new.interface || old.mac != new.mac)
+        && let Some(svi) = view.link_by_name(&old.interface)
+    {
+        let still_needed = gateways
+            .iter()
+            .any(|g| g.interface == old.interface && g.mac == old.mac);
+        let entry = Fdb {
+            ifindex: svi.index,
+            mac: old.mac,
+            dst: None,
+        };
+        if !still_needed && view.fdb.contains(&entry) {
+            out.push(Action::DelFdbLocal {
+                bridge: svi.index,
+                mac: old.mac,
+            });
+        }
+    }
+    if let Some(ov) = old.vxlan.as_deref()
+        && new.vxlan.as_deref() != Some(ov)
+        && let Some(vx) = view.link_by_name(&ov.device)
+    {
+        let still_needed = gateways.iter().any(|g| g.vxlan.as_deref() == Some(ov));
+        let entry = Fdb {
+            ifindex: vx.index,
+            mac: Mac::default(),
+            dst: Some(ov.bypass_vtep),
+        };
+        if !still_needed && view.fdb.contains(&entry) {
+            out.push(Action::DelFlood {
+                vxlan: vx.index,
+                dst: ov.bypass_vtep,
+            });
+        }
+    }
+    out
 }
 
 /// Devices marked as dagw's whose gateway is no longer configured, and the

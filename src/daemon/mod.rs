@@ -1083,10 +1083,14 @@ impl Daemon {
         let mut old: HashMap<IfName, GwRuntime> =
             self.gateways.drain(..).map(|g| (g.cfg.name, g)).collect();
         let p = policy(&new);
+        let mut changed: Vec<Gateway> = Vec::new();
         self.gateways = std::mem::take(&mut new.gateways)
             .into_iter()
             .map(|c| match old.remove(&c.name) {
                 Some(mut g) => {
+                    if g.cfg != c {
+                        changed.push(g.cfg.clone());
+                    }
                     if g.cfg.interface != c.interface {
                         g.machine = GatewayMachine::with_policy(c.up_delay, p);
                     }
@@ -1100,13 +1104,33 @@ impl Daemon {
                 None => runtime(c, p),
             })
             .collect();
+        // What the old settings of kept gateways left behind (an old vMAC,
+        // SVI or bypass VTEP) goes before the new settings are planned.
+        let cleanup: Vec<Action> = {
+            let all: Vec<&Gateway> = self.gateways.iter().map(|g| &g.cfg).collect();
+            changed
+                .iter()
+                .filter_map(|o| all.iter().find(|g| g.name == o.name).map(|n| (o, *n)))
+                .flat_map(|(o, n)| gateway::plan_changed(o, n, &all, &self.view))
+                .collect()
+        };
+        for a in &cleanup {
+            match self.exec.apply(a) {
+                Ok(_) => a.assume_done(&mut self.view),
+                Err(e) => tracing::warn!("reload: {}: {e}", a.describe(&self.view)),
+            }
+        }
         // Members no longer configured are released; new ones are not held (no restart happened).
         let mut kept = Vec::new();
         for mut m in self.members.drain(..) {
             if new.mlag.members.contains(&m.name) {
                 kept.push(m);
             } else {
+                // no longer a member: released whatever held it
                 m.hold = None;
+                m.split_brain = false;
+                m.uplinks_down = false;
+                m.drained = false;
                 for a in m.plan(&self.view) {
                     if self.exec.apply(&a).is_ok() {
                         a.assume_done(&mut self.view);

@@ -186,6 +186,9 @@ impl Daemon {
                             e.to_string(),
                         ));
                     }
+                    // a new peer (or a new address or port): a new sync
+                    // channel too, not only at start-up
+                    self.start_sync();
                 }
                 Err(e) => self.emit(Notice::new(
                     Kind::Alert,

@@ -174,6 +174,15 @@ impl Executor {
                     }
                 }
             }
+            Action::DelFlood { vxlan, dst } => {
+                let m = fdb_msg(*vxlan, Mac::default(), Some(*dst));
+                match self.sock.request(R::DelNeighbour(m), 0, &what) {
+                    Err(e) if is(&e, libc::ENOENT) || is(&e, libc::ENODEV) => {}
+                    r => {
+                        r?;
+                    }
+                }
+            }
             Action::DeleteLink { index } => {
                 match self.sock.request(R::DelLink(link_msg(*index)), 0, &what) {
                     Err(e) if is(&e, libc::ENODEV) => {}
