@@ -22,7 +22,8 @@ echo "== cargo test"
 # RUST_TEST_THREADS instead of `-- --test-threads=2`: harness-less targets
 # (benches) do not all accept libtest's flags.
 out=$(mktemp)
-RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test --all-targets 2>&1 | tee "$out" || rc=1
+# --no-fail-fast: a failing test binary must not hide the ones after it.
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test --all-targets --no-fail-fast 2>&1 | tee "$out" || rc=1
 
 # One closing line for the whole run: the cargo test totals (the benches'
 # test-mode notes print after the last libtest summary).

@@ -62,7 +62,16 @@ fn status_json_has_contract_fields() {
     );
     assert_eq!(s["node"], "t");
     assert_eq!(s["role"], "standalone");
-    assert_eq!(s["peer"], serde_json::json!({"state": "disabled"}));
+    // standalone: state "disabled", every other peer field present and null
+    // (DESIGN.md §5: every field always present, null when unknown)
+    assert_eq!(s["peer"]["state"], "disabled");
+    for (k, v) in s["peer"].as_object().expect("peer object") {
+        assert!(
+            k == "state" || v.is_null(),
+            "peer.{k} = {v} while standalone"
+        );
+    }
+    assert!(s["peer"].get("address").is_some(), "peer.address present");
 
     let g = gateway_of(&s, "vlanif10");
     assert_eq!(g["kind"], "vlanif");

@@ -120,6 +120,37 @@ fn installed(ns: &Netns) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The global neighbour gc thresholds, raised for one test and restored.
+struct GcThresholds(Vec<(String, String)>);
+
+impl GcThresholds {
+    fn raise() -> GcThresholds {
+        let mut saved = Vec::new();
+        for fam in ["ipv4", "ipv6"] {
+            for (k, v) in [
+                ("gc_thresh3", "300000"),
+                ("gc_thresh2", "200000"),
+                ("gc_thresh1", "100000"),
+            ] {
+                let p = format!("/proc/sys/net/{fam}/neigh/default/{k}");
+                if let Ok(old) = std::fs::read_to_string(&p) {
+                    saved.push((p.clone(), old.trim().to_string()));
+                }
+                let _ = std::fs::write(&p, v);
+            }
+        }
+        GcThresholds(saved)
+    }
+}
+
+impl Drop for GcThresholds {
+    fn drop(&mut self) {
+        for (p, v) in self.0.iter().rev() {
+            let _ = std::fs::write(p, v);
+        }
+    }
+}
+
 fn rss_kb(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     s.lines()
@@ -209,16 +240,9 @@ fn a_million_entries_get_at_most_the_cap_and_bounded_memory() {
     if !require_root("a_million_entries_get_at_most_the_cap_and_bounded_memory") {
         return;
     }
-    // the kernel's neighbour table is global: let it hold the cap
-    for (k, v) in [
-        ("gc_thresh1", "100000"),
-        ("gc_thresh2", "200000"),
-        ("gc_thresh3", "300000"),
-    ] {
-        for fam in ["ipv4", "ipv6"] {
-            let _ = std::fs::write(format!("/proc/sys/net/{fam}/neigh/default/{k}"), v);
-        }
-    }
+    // the kernel's neighbour table is global: let it hold the cap (restored
+    // on drop, also on a failure)
+    let _gc = GcThresholds::raise();
     let pair = Pair::new("hmillion");
     let gw = Gw {
         ipv4: vec!["198.18.0.1/15".into()],
