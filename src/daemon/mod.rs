@@ -739,12 +739,10 @@ impl Daemon {
         if members_dirty {
             self.reconcile_members(now);
         }
+        // news for the peer and the ARP/ND rule, for every host whose entry
+        // or place changed
         if !neigh_changes.is_empty() {
-            self.sync_local_changes(&neigh_changes);
-        }
-        // the ARP/ND rule, for every host whose entry or place changed
-        if !neigh_changes.is_empty() {
-            self.settle_hosts(neigh_changes.iter().map(|c| c.key));
+            self.on_neigh_changes(&neigh_changes);
         }
         if !moved_macs.is_empty() {
             self.hosts_moved(&moved_macs);

@@ -360,11 +360,19 @@ impl Daemon {
     /// with what the kernel held before it: only what `core::neigh` calls
     /// news is sent (an entry newly ours, or with a new MAC: advertise; ours
     /// no longer: withdraw). State ageing, REACHABLE → STALE, is not news.
-    pub(super) fn sync_local_changes(&mut self, changes: &[NeighChange]) {
+    /// A batch of kernel neighbour events: news for the peer, then the
+    /// ARP/ND rule for each host, on one map of the gateway devices.
+    pub(super) fn on_neigh_changes(&mut self, changes: &[NeighChange]) {
+        let devs = self.device_gateways();
+        self.sync_local_changes(changes, &devs);
+        let msgs = self.plan_hosts(changes.iter().map(|c| c.key), HostEvent::Settle, &devs);
+        self.run_neigh_batch(msgs);
+    }
+
+    fn sync_local_changes(&mut self, changes: &[NeighChange], devs: &HashMap<u32, (u8, u32)>) {
         if self.sync.as_ref().is_none_or(|s| s.outbound.is_none()) {
             return;
         }
-        let devs = self.device_gateways();
         let mut adds = Vec::new();
         let mut dels = Vec::new();
         let now_s = self.view.clock_s;
@@ -511,7 +519,7 @@ impl Daemon {
 
     /// `event` for each of these hosts, the kernel effects in one batch.
     fn hosts_event(&mut self, hosts: impl IntoIterator<Item = KKey>, event: HostEvent) {
-        let msgs = self.plan_hosts(hosts, event);
+        let msgs = self.plan_hosts(hosts, event, &self.device_gateways());
         self.run_neigh_batch(msgs);
     }
 
@@ -525,14 +533,19 @@ impl Daemon {
                 .filter(|(_, i)| i.synced)
                 .map(|(k, _)| *k),
             HostEvent::Settle,
+            &self.device_gateways(),
         );
         self.run_neigh_batch(msgs);
     }
 
     /// The kernel changes `event` asks for these hosts.
-    fn plan_hosts(&self, hosts: impl IntoIterator<Item = KKey>, event: HostEvent) -> Vec<(R, u16)> {
+    fn plan_hosts(
+        &self,
+        hosts: impl IntoIterator<Item = KKey>,
+        event: HostEvent,
+        devs: &HashMap<u32, (u8, u32)>,
+    ) -> Vec<(R, u16)> {
         let aging_s = self.aging_s();
-        let devs = self.device_gateways();
         let table = self.sync.as_ref().map(|s| &s.table);
         // without a sync channel at all, pinned copies are leftovers
         let complete = self.sync.as_ref().is_none_or(|s| s.bulks_received > 0);
