@@ -10,11 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::RouteNetlinkMessage as R;
-use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::neighbour::NeighbourMessage;
 use tokio::sync::{mpsc, oneshot};
 
 mod names;
@@ -31,9 +26,10 @@ use crate::core::ifname::IfName;
 use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link};
 use crate::core::member::{self, MemberHoldReason, MemberMachine, MemberRecord};
 use crate::core::uplinks::{UplinkState, UplinkTracker};
-use crate::netlink::executor::Executor;
+use crate::netlink::executor::{Report, Southbound, Work};
 use crate::netlink::observer::{Observed, Observer};
-use crate::netlink::{NetlinkError, decode};
+use crate::netlink::socket::RequestSocket;
+use crate::netlink::{NetlinkError, bulk};
 use crate::status::{Counts, GatewayStatus, MemberStatus, PeerStatus, Status};
 use crate::telemetry::{Kind, Notice, Telemetry, ids};
 use names::{NameIndex, Named};
@@ -42,6 +38,12 @@ use names::{NameIndex, Named};
 const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed apply, retry a gateway this much later.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Rounds of one gateway's plan without converging before it waits
+/// `RETRY_AFTER`.
+const MAX_ROUNDS: u8 = 8;
+/// A reload that leaves this many gateways to plan is planned in phases
+/// (the kernel's fastest order), like start-up.
+const PHASED_FROM: usize = 64;
 const BOOT_MARKER: &str = "booted";
 const MEMBERS_FILE: &str = "members.json";
 /// Present while `dagw drain` is in force.
@@ -76,8 +78,31 @@ pub enum DaemonError {
     },
 }
 
+/// What a job handed to the executor was for: its report is routed by it.
+pub enum Purpose {
+    /// One round of a gateway's plan.
+    Gateway(IfName),
+    /// A member's hold or release.
+    Member(String),
+    /// A device or entry no gateway needs any more: a barrier (plans wait
+    /// for it, so nothing new is made beside what is being removed).
+    Stale { name: String, what: String },
+    /// What a reload's old settings left behind: a barrier too.
+    Cleanup { what: String },
+    /// The periodic sysctl audit of one gateway.
+    Audit(IfName),
+    /// Nothing to do with the result (an SVI's sysctls, a former member's
+    /// release).
+    Quiet,
+}
+
 struct GwRuntime {
     cfg: Gateway,
+    /// A plan of it is with the executor: the next one waits for its report.
+    busy: bool,
+    /// Plans since it last converged: a plan the kernel keeps undoing is
+    /// retried later, not at once forever.
+    rounds: u8,
     machine: GatewayMachine,
     drift: DriftGuard,
     /// The kernel matched the plan after the last apply: any new plan from
@@ -93,7 +118,21 @@ pub struct Daemon {
     cfg: Config,
     cfg_path: PathBuf,
     view: KernelView,
-    exec: Executor,
+    south: Southbound<Purpose>,
+    reports: Option<mpsc::UnboundedReceiver<Report<Purpose>>>,
+    /// Barrier jobs (stale removals, reload clean-up) in flight: plans wait.
+    barrier: usize,
+    /// Plans in the kernel's fastest order (start-up, a big reload): a
+    /// gateway's next round waits until every job of this round reported, so
+    /// all links are made first, then all addresses and FDB entries.
+    phased: bool,
+    /// The plans of a whole phase are being made (they do not wait for
+    /// each other).
+    planning_phase: bool,
+    /// Members whose plan is with the executor.
+    members_busy: BTreeSet<String>,
+    /// While a re-dump runs, events are kept for after it.
+    redump: Option<Vec<KernelEvent>>,
     gateways: Vec<GwRuntime>,
     members: Vec<MemberMachine>,
     telemetry: Telemetry,
@@ -142,6 +181,8 @@ fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
         machine: GatewayMachine::with_policy(cfg.up_delay, policy),
         cfg,
         drift: DriftGuard::default(),
+        busy: false,
+        rounds: 0,
         converged: false,
         retry_at: None,
         last_error: None,
@@ -151,7 +192,7 @@ fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
 
 impl Daemon {
     pub fn new(mut cfg: Config, cfg_path: PathBuf, version: String) -> Result<Self, DaemonError> {
-        let exec = Executor::open()?;
+        let (south, reports) = Southbound::start()?;
         let p = policy(&cfg);
         // The gateways live in their runtimes only (4094 of them are a few MB).
         let gateways = std::mem::take(&mut cfg.gateways)
@@ -168,7 +209,13 @@ impl Daemon {
             cfg,
             cfg_path,
             view: KernelView::default(),
-            exec,
+            south,
+            reports: Some(reports),
+            barrier: 0,
+            phased: false,
+            planning_phase: false,
+            members_busy: BTreeSet::new(),
+            redump: None,
             gateways,
             members,
             telemetry: Telemetry::new(),
@@ -210,41 +257,13 @@ impl Daemon {
         }));
     }
 
-    /// Full dump of what dagw mirrors, into a fresh view.
+    /// Full dump of what dagw mirrors, into a fresh view (start-up only: the
+    /// loop asks the bulk worker).
     fn dump(&mut self) -> Result<(), NetlinkError> {
-        let mut view = KernelView::default();
-        view.clock_s = self.clock_s(Instant::now());
-        let mut learned = Vec::new();
-        let sock = self.exec.socket();
-        let mut fold = |m: R| {
-            if let Some(ev) = decode::decode(&m) {
-                if matches!(ev, KernelEvent::MacLearned(_)) {
-                    learned.push(ev.clone());
-                }
-                view.apply(ev);
-            }
-        };
-        sock.dump_each(
-            R::GetLink(LinkMessage::default()),
-            &|| "dump links".into(),
-            &mut fold,
-        )?;
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut m = AddressMessage::default();
-            m.header.family = family;
-            sock.dump_each(R::GetAddress(m), &|| "dump addresses".into(), &mut fold)?;
-        }
-        for family in [
-            AddressFamily::Inet,
-            AddressFamily::Inet6,
-            AddressFamily::Bridge,
-        ] {
-            let mut m = NeighbourMessage::default();
-            m.header.family = family;
-            sock.dump_each(R::GetNeighbour(m), &|| "dump neighbours".into(), &mut fold)?;
-        }
-        self.view = view;
-        self.reset_learned_macs(&learned);
+        let mut sock = RequestSocket::open()?;
+        let d = bulk::dump(&mut sock, self.clock_s(Instant::now()))?;
+        self.view = d.view;
+        self.reset_learned_macs(&d.learned);
         Ok(())
     }
 
@@ -356,6 +375,8 @@ impl Daemon {
         self.telemetry.emit(n);
     }
 
+    /// Dagw's own devices and entries that no configured gateway needs go
+    /// first: plans wait for them (a barrier).
     fn remove_stale(&mut self) {
         let configured: Vec<&Gateway> = self.gateways.iter().map(|g| &g.cfg).collect();
         let stale = gateway::plan_stale(&configured, &self.view);
@@ -365,32 +386,45 @@ impl Daemon {
                 .and_then(|i| self.view.link(i))
                 .map(|l| l.name.to_string())
                 .unwrap_or_default();
-            match self.exec.apply(&a) {
-                Ok(_) => {
-                    a.assume_done(&mut self.view);
-                    self.emit(Notice::new(
-                        Kind::State,
-                        ids::STALE_REMOVED,
-                        name,
-                        format!(
-                            "removed what no gateway needs any more: {}",
-                            a.describe(&self.view)
-                        ),
-                    ));
-                }
-                Err(e) => self.emit(Notice::new(
-                    Kind::Alert,
-                    ids::APPLY_FAILED,
-                    name,
-                    e.to_string(),
-                )),
-            }
+            let what = a.describe(&self.view);
+            self.barrier += 1;
+            self.south
+                .submit(Purpose::Stale { name, what }, Work::Actions(vec![a]));
         }
     }
 
-    /// Plan and apply one gateway; returns true when it converged.
+    /// Whether plans may be made now: not while the event queue may still
+    /// hold echoes of dagw's own changes, nor while a barrier job runs, nor
+    /// in the middle of a phase of the fastest order.
+    fn may_plan(&self) -> bool {
+        self.behind_since.is_none()
+            && self.barrier == 0
+            && !(self.phased && self.south.in_flight > 0)
+    }
+
+    /// Plans that waited (for the queue, a barrier or a phase) are made now.
+    fn flush_deferred(&mut self, now: Instant) {
+        if !self.may_plan() {
+            return;
+        }
+        self.planning_phase = true;
+        for i in std::mem::take(&mut self.deferred) {
+            self.reconcile_gateway(i, now);
+        }
+        self.planning_phase = false;
+        if std::mem::take(&mut self.members_deferred) {
+            self.reconcile_members(now);
+        }
+        if self.phased && self.south.in_flight == 0 {
+            // nothing more to do in phases
+            self.phased = false;
+        }
+    }
+
+    /// Plan one gateway and hand the plan to the executor; its report
+    /// brings the next round, until the plan is empty (converged).
     fn reconcile_gateway(&mut self, i: usize, now: Instant) {
-        if self.behind_since.is_some() {
+        if self.behind_since.is_some() || self.barrier > 0 {
             self.deferred.insert(i);
             return;
         }
@@ -404,70 +438,121 @@ impl Daemon {
             }
         }
         let g = &self.gateways[i];
+        if g.busy || self.phased && self.south.in_flight > 0 && !self.planning_phase {
+            // the report of the plan in flight (or the phase's end) re-plans
+            self.deferred.insert(i);
+            return;
+        }
         if g.retry_at.is_some_and(|t| now < t) {
             return;
         }
-        for _round in 0..4 {
-            let g = &self.gateways[i];
-            let plan = gateway::plan(&g.cfg, g.machine.wants_protodown(), &self.view);
-            if plan.is_empty() {
-                if self.reinstall_pending.remove(&i) {
-                    self.reinstall_peer_entries(i);
-                }
-                let g = &mut self.gateways[i];
-                if !g.converged {
-                    g.converged = true;
-                    g.last_error = None;
-                    let svi_sysctls = format!("svi:{}", g.cfg.interface);
-                    let _ = self.exec.apply(&Action::Sysctls {
-                        device: svi_sysctls,
-                    });
-                }
+        let plan = gateway::plan(&g.cfg, g.machine.wants_protodown(), &self.view);
+        if plan.is_empty() {
+            if self.reinstall_pending.remove(&i) {
+                self.reinstall_peer_entries(i);
+            }
+            let g = &mut self.gateways[i];
+            g.rounds = 0;
+            if !g.converged {
+                g.converged = true;
+                g.last_error = None;
+                let device = format!("svi:{}", g.cfg.interface);
+                self.south.submit(
+                    Purpose::Quiet,
+                    Work::Actions(vec![Action::Sysctls { device }]),
+                );
+            }
+            return;
+        }
+        if self.gateways[i].rounds >= MAX_ROUNDS {
+            // the kernel keeps not matching the plan: look again later
+            let g = &mut self.gateways[i];
+            g.rounds = 0;
+            g.retry_at = Some(now + RETRY_AFTER);
+            return;
+        }
+        if self.gateways[i].converged {
+            let what: Vec<String> = plan.iter().map(|a| a.describe(&self.view)).collect();
+            if !self.admit_drift(i, what, now) {
                 return;
             }
-            if self.gateways[i].converged {
-                let what: Vec<String> = plan.iter().map(|a| a.describe(&self.view)).collect();
-                let g = &mut self.gateways[i];
-                match g.drift.admit(now) {
-                    Verdict::Correct => {}
-                    Verdict::CorrectAndBackOff(d) => {
-                        let n = Notice::new(
-                            Kind::Alert,
-                            ids::DRIFT_FIGHT,
-                            g.cfg.name,
-                            format!("something keeps undoing gateway {}; backing off {} ms between corrections", g.cfg.name, d.as_millis()),
-                        )
-                        .with("backoff_ms", d.as_millis() as u64);
-                        self.emit(n);
-                    }
-                    Verdict::Wait(t) => {
-                        g.retry_at = Some(t);
-                        return;
-                    }
-                }
-                let g = &self.gateways[i];
+        }
+        for a in &plan {
+            if matches!(a, Action::CreateDevice { .. }) {
+                self.reinstall_pending.insert(i);
+            }
+        }
+        let g = &mut self.gateways[i];
+        g.converged = false;
+        g.busy = true;
+        g.rounds += 1;
+        self.south
+            .submit(Purpose::Gateway(g.cfg.name), Work::Actions(plan));
+    }
+
+    /// A converged gateway needs changes again: something outside undid
+    /// dagw's work. Returns whether to correct it now (the drift guard backs
+    /// off from a fight).
+    fn admit_drift(&mut self, i: usize, what: Vec<String>, now: Instant) -> bool {
+        let g = &mut self.gateways[i];
+        match g.drift.admit(now) {
+            Verdict::Correct => {}
+            Verdict::CorrectAndBackOff(d) => {
                 let n = Notice::new(
-                    Kind::Correction,
-                    ids::DRIFT_CORRECTED,
+                    Kind::Alert,
+                    ids::DRIFT_FIGHT,
                     g.cfg.name,
                     format!(
-                        "restored gateway {} after an outside change: {}",
+                        "something keeps undoing gateway {}; backing off {} ms between corrections",
                         g.cfg.name,
-                        what.join(", ")
+                        d.as_millis()
                     ),
                 )
-                .with("corrections", g.drift.corrections)
-                .with("actions", what);
+                .with("backoff_ms", d.as_millis() as u64);
                 self.emit(n);
             }
-            self.gateways[i].converged = false;
-            if let Err(e) = self.execute(&plan) {
-                if e.errno() == Some(libc::ENODEV) {
-                    // A device vanished under the plan; its removal event is on
-                    // the way and will re-plan. Look again soon in any case.
-                    self.gateways[i].retry_at = Some(now + Duration::from_millis(100));
-                    return;
-                }
+            Verdict::Wait(t) => {
+                g.retry_at = Some(t);
+                return false;
+            }
+        }
+        let g = &self.gateways[i];
+        let n = Notice::new(
+            Kind::Correction,
+            ids::DRIFT_CORRECTED,
+            g.cfg.name,
+            format!(
+                "restored gateway {} after an outside change: {}",
+                g.cfg.name,
+                what.join(", ")
+            ),
+        )
+        .with("corrections", g.drift.corrections)
+        .with("actions", what);
+        self.emit(n);
+        true
+    }
+
+    /// One round of a gateway's plan was carried out (or stopped at an error).
+    fn gateway_done(&mut self, name: IfName, error: Option<NetlinkError>, now: Instant) {
+        let Some(i) = self
+            .names
+            .get(Named::Gateway(name.as_str()))
+            .find(|&i| self.gateways.get(i).is_some_and(|g| g.cfg.name == name))
+        else {
+            return; // removed by a reload meanwhile
+        };
+        self.gateways[i].busy = false;
+        self.deferred.remove(&i);
+        match error {
+            None => self.gateways[i].retry_at = None,
+            Some(e) if e.errno() == Some(libc::ENODEV) => {
+                // A device vanished under the plan; its removal event is on
+                // the way and will re-plan. Look again soon in any case.
+                self.gateways[i].retry_at = Some(now + Duration::from_millis(100));
+                return;
+            }
+            Some(e) => {
                 let g = &mut self.gateways[i];
                 let msg = format!("gateway {}: {e}", g.cfg.name);
                 if g.last_error.as_deref() != Some(msg.as_str()) {
@@ -483,24 +568,12 @@ impl Daemon {
                 g.retry_at = Some(now + RETRY_AFTER);
                 return;
             }
-            self.gateways[i].retry_at = None;
         }
-    }
-
-    fn execute(&mut self, plan: &[Action]) -> Result<(), NetlinkError> {
-        for a in plan {
-            if let Action::CreateDevice { gateway, .. } = a
-                && let Some(i) = self.gateways.iter().position(|g| &g.cfg.name == gateway)
-            {
-                self.reinstall_pending.insert(i);
-            }
-            let out = self.exec.apply(a)?;
-            a.assume_done(&mut self.view);
-            if let Some(l) = out.link {
-                self.view.apply(KernelEvent::Link(l));
-            }
+        if self.may_plan() {
+            self.reconcile_gateway(i, now);
+        } else {
+            self.deferred.insert(i);
         }
-        Ok(())
     }
 
     fn note_gateway_state(&self, i: usize, before: GwState, new: GwState) {
@@ -594,44 +667,47 @@ impl Daemon {
                 );
                 changed = true;
             }
+            if self.members_busy.contains(&self.members[k].name) {
+                // its report re-plans
+                continue;
+            }
             let before = self.members[k].record;
             let plan = self.members[k].plan(&self.view);
-            for a in &plan {
-                match self.exec.apply(a) {
-                    Ok(_) => a.assume_done(&mut self.view),
-                    Err(e) => {
-                        if matches!(a, Action::Protodown { ours: true, .. }) {
-                            // The driver cannot protodown (veth, bridge...): hold by admin state.
-                            self.members[k].fall_back_to_admin_down();
-                            changed = true;
-                            let plan2 = self.members[k].plan(&self.view);
-                            for a2 in &plan2 {
-                                match self.exec.apply(a2) {
-                                    Ok(_) => a2.assume_done(&mut self.view),
-                                    Err(e2) => self.emit(Notice::new(
-                                        Kind::Alert,
-                                        ids::APPLY_FAILED,
-                                        self.members[k].name.clone(),
-                                        e2.to_string(),
-                                    )),
-                                }
-                            }
-                        } else {
-                            self.emit(Notice::new(
-                                Kind::Alert,
-                                ids::APPLY_FAILED,
-                                self.members[k].name.clone(),
-                                e.to_string(),
-                            ));
-                        }
-                        break;
-                    }
-                }
-            }
             changed |= before != self.members[k].record;
+            if !plan.is_empty() {
+                let name = self.members[k].name.clone();
+                self.members_busy.insert(name.clone());
+                self.south
+                    .submit(Purpose::Member(name), Work::Actions(plan));
+            }
         }
         if changed {
             self.save_member_records();
+        }
+    }
+
+    /// A member's plan was carried out, or stopped at an error.
+    fn member_done(&mut self, name: String, failed: Option<(&Action, NetlinkError)>, now: Instant) {
+        self.members_busy.remove(&name);
+        let Some(k) = self.members.iter().position(|m| m.name == name) else {
+            return; // no longer a member
+        };
+        match failed {
+            None => self.reconcile_members(now),
+            Some((Action::Protodown { ours: true, .. }, _)) => {
+                // The driver cannot protodown (veth, bridge...): hold by
+                // admin state.
+                self.members[k].fall_back_to_admin_down();
+                self.save_member_records();
+                self.reconcile_members(now);
+            }
+            // not re-planned at once: the next event or timer tries again
+            Some((_, e)) => self.emit(Notice::new(
+                Kind::Alert,
+                ids::APPLY_FAILED,
+                name,
+                e.to_string(),
+            )),
         }
     }
 
@@ -671,6 +747,10 @@ impl Daemon {
     }
 
     fn on_events(&mut self, events: Vec<KernelEvent>, drained: bool, now: Instant) {
+        if let Some(kept) = self.redump.as_mut() {
+            kept.extend(events);
+            return;
+        }
         let mut dirty = BTreeSet::new();
         let mut members_dirty = false;
         let since = *self.behind_since.get_or_insert(now);
@@ -1042,38 +1122,168 @@ impl Daemon {
         self.settle_memory();
         self.view.clock_s = self.clock_s(Instant::now());
         self.probe_aged_neighbours();
-        for i in 0..self.gateways.len() {
-            let g = &self.gateways[i];
-            if self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none() {
-                continue;
-            }
-            let dev = g.cfg.device.to_string();
-            let svi = format!("svi:{}", g.cfg.interface);
-            let mut changed = 0;
-            for d in [dev, svi] {
-                match self.exec.apply(&Action::Sysctls { device: d }) {
-                    Ok(o) => changed += o.sysctls_changed,
-                    Err(e) => self.emit(Notice::new(
-                        Kind::Alert,
-                        ids::APPLY_FAILED,
-                        self.gateways[i].cfg.name,
-                        e.to_string(),
-                    )),
+        let audits: Vec<(IfName, Vec<Action>)> = self
+            .gateways
+            .iter()
+            .filter(|g| self.view.owned_device(&g.cfg.name, &g.cfg.device).is_some())
+            .map(|g| {
+                let dev = g.cfg.device.to_string();
+                let svi = format!("svi:{}", g.cfg.interface);
+                let plan = [dev, svi].map(|device| Action::Sysctls { device });
+                (g.cfg.name, plan.into())
+            })
+            .collect();
+        for (name, plan) in audits {
+            self.south.submit(Purpose::Audit(name), Work::Actions(plan));
+        }
+    }
+
+    /// The audit of a gateway's sysctls reported.
+    fn audit_done(
+        &mut self,
+        name: IfName,
+        changed: u32,
+        error: Option<NetlinkError>,
+        now: Instant,
+    ) {
+        let Some(g) = self.gateways.iter_mut().find(|g| g.cfg.name == name) else {
+            return;
+        };
+        if let Some(e) = error {
+            self.emit(Notice::new(
+                Kind::Alert,
+                ids::APPLY_FAILED,
+                name,
+                e.to_string(),
+            ));
+            return;
+        }
+        if changed > 0 {
+            let _ = g.drift.admit(now);
+            let n = Notice::new(
+                Kind::Correction,
+                ids::DRIFT_CORRECTED,
+                g.cfg.name,
+                format!("restored {changed} sysctl(s) of gateway {}", g.cfg.name),
+            )
+            .with("corrections", g.drift.corrections);
+            self.emit(n);
+        }
+    }
+
+    /// The executor reported on a job.
+    fn on_report(&mut self, report: Report<Purpose>, now: Instant) {
+        self.south.reported();
+        match report {
+            Report::Actions {
+                purpose,
+                actions,
+                outcomes,
+                error,
+            } => {
+                for (a, o) in actions.iter().zip(&outcomes) {
+                    a.assume_done(&mut self.view);
+                    if let Some(l) = &o.link {
+                        self.view.apply(KernelEvent::Link(l.clone()));
+                    }
+                }
+                let failed = error.map(|e| (&actions[outcomes.len().min(actions.len() - 1)], e));
+                match purpose {
+                    Purpose::Gateway(name) => self.gateway_done(name, failed.map(|f| f.1), now),
+                    Purpose::Member(name) => self.member_done(name, failed, now),
+                    Purpose::Audit(name) => {
+                        let changed = outcomes.iter().map(|o| o.sysctls_changed).sum();
+                        self.audit_done(name, changed, failed.map(|f| f.1), now);
+                    }
+                    Purpose::Stale { name, what } => {
+                        self.barrier -= 1;
+                        let n = match failed {
+                            None => Notice::new(
+                                Kind::State,
+                                ids::STALE_REMOVED,
+                                name,
+                                format!("removed what no gateway needs any more: {what}"),
+                            ),
+                            Some((_, e)) => {
+                                Notice::new(Kind::Alert, ids::APPLY_FAILED, name, e.to_string())
+                            }
+                        };
+                        self.emit(n);
+                    }
+                    Purpose::Cleanup { what } => {
+                        self.barrier -= 1;
+                        if let Some((_, e)) = failed {
+                            tracing::warn!("reload: {what}: {e}");
+                        }
+                    }
+                    Purpose::Quiet => {}
                 }
             }
-            if changed > 0 {
-                let g = &mut self.gateways[i];
-                let _ = g.drift.admit(Instant::now());
-                let n = Notice::new(
-                    Kind::Correction,
-                    ids::DRIFT_CORRECTED,
-                    g.cfg.name,
-                    format!("restored {changed} sysctl(s) of gateway {}", g.cfg.name),
-                )
-                .with("corrections", g.drift.corrections);
-                self.emit(n);
+            Report::Neighbours { refused } => {
+                if refused > 0 {
+                    tracing::warn!("sync: {refused} neighbour changes refused by the kernel");
+                }
+            }
+            Report::Dumped(Ok(d)) => {
+                self.view = d.view;
+                self.reset_learned_macs(&d.learned);
+                // what happened while the dump ran comes after it
+                let queued = self.redump.take().unwrap_or_default();
+                self.on_events(queued, true, now);
+                self.reconcile_all(now);
+            }
+            Report::Dumped(Err(e)) => {
+                self.emit(Notice::new(
+                    Kind::Alert,
+                    ids::NETLINK_OVERRUN,
+                    "netlink",
+                    format!("re-reading the kernel state failed ({e}); trying again"),
+                ));
+                let clock_s = self.clock_s(now);
+                self.south.submit(Purpose::Quiet, Work::Dump { clock_s });
             }
         }
+        self.flush_deferred(now);
+    }
+
+    /// The kernel's event queue overran: re-read the whole state (on the
+    /// bulk worker); events meanwhile wait for the fresh view.
+    fn redump(&mut self, now: Instant) {
+        self.behind_since = None;
+        self.deferred.clear();
+        self.members_deferred = false;
+        self.emit(Notice::new(
+            Kind::Alert,
+            ids::NETLINK_OVERRUN,
+            "netlink",
+            "kernel event queue overran; re-reading the kernel state",
+        ));
+        if self.redump.is_none() {
+            self.redump = Some(Vec::new());
+            let clock_s = self.clock_s(now);
+            self.south.submit(Purpose::Quiet, Work::Dump { clock_s });
+        }
+    }
+
+    /// Start-up: run until every plan of the first reconcile reported and
+    /// the kernel's echoes of them were read (nothing left to plan).
+    async fn settle(&mut self, observer: &mut Observer) -> Result<(), DaemonError> {
+        let mut reports = self.reports.take().expect("reports taken once");
+        while self.south.in_flight > 0
+            || self.barrier > 0
+            || !self.deferred.is_empty()
+            || self.members_deferred
+        {
+            tokio::select! {
+                Some(r) = reports.recv() => self.on_report(r, Instant::now()),
+                obs = observer.next() => match obs? {
+                    Observed::Events { events, drained } => self.on_events(events, drained, Instant::now()),
+                    Observed::Overrun => self.redump(Instant::now()),
+                },
+            }
+        }
+        self.reports = Some(reports);
+        Ok(())
     }
 
     /// Apply a new configuration whole. Validation happened already.
@@ -1112,11 +1322,11 @@ impl Daemon {
                 .flat_map(|(o, n)| gateway::plan_changed(o, n, &all, &self.view))
                 .collect()
         };
-        for a in &cleanup {
-            match self.exec.apply(a) {
-                Ok(_) => a.assume_done(&mut self.view),
-                Err(e) => tracing::warn!("reload: {}: {e}", a.describe(&self.view)),
-            }
+        for a in cleanup {
+            let what = a.describe(&self.view);
+            self.barrier += 1;
+            self.south
+                .submit(Purpose::Cleanup { what }, Work::Actions(vec![a]));
         }
         // Members no longer configured are released; new ones are not held (no restart happened).
         let mut kept = Vec::new();
@@ -1129,10 +1339,9 @@ impl Daemon {
                 m.split_brain = false;
                 m.uplinks_down = false;
                 m.drained = false;
-                for a in m.plan(&self.view) {
-                    if self.exec.apply(&a).is_ok() {
-                        a.assume_done(&mut self.view);
-                    }
+                let plan = m.plan(&self.view);
+                if !plan.is_empty() {
+                    self.south.submit(Purpose::Quiet, Work::Actions(plan));
                 }
             }
         }
@@ -1151,6 +1360,13 @@ impl Daemon {
         self.readmit_peer_entries();
         self.index_names();
         self.remove_stale();
+        // many new gateways: in the kernel's fastest order
+        let unplanned = self
+            .gateways
+            .iter()
+            .filter(|g| self.view.owned_device(&g.cfg.name, &g.cfg.device).is_none())
+            .count();
+        self.phased |= unplanned >= PHASED_FROM;
         self.reconcile_all(now);
         self.check_bypass();
         self.save_member_records();
@@ -1508,7 +1724,9 @@ impl Daemon {
         self.start_members(first_start, now);
         self.setup_uplinks(now);
         self.remove_stale();
+        self.phased = true;
         self.reconcile_all(now);
+        self.settle(&mut observer).await?;
         self.check_bypass();
         let record = boot_id.unwrap_or_else(|| unix_ms().to_string());
         std::fs::write(&marker, format!("{}\n", record.trim())).map_err(|source| {
@@ -1552,6 +1770,7 @@ impl Daemon {
         hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // one byte more than the largest valid packet: an oversized one is seen as such
         let mut rx_buf = [0u8; crate::peer::codec::MAX_PACKET + 1];
+        let mut reports = self.reports.take().expect("reports taken once");
         watchdog_tick.tick().await;
         self.settle_memory();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -1594,16 +1813,10 @@ impl Daemon {
                     let now = Instant::now();
                     match obs? {
                         Observed::Events { events, drained } => self.on_events(events, drained, now),
-                        Observed::Overrun => {
-                            self.behind_since = None;
-                            self.deferred.clear();
-                            self.members_deferred = false;
-                            self.emit(Notice::new(Kind::Alert, ids::NETLINK_OVERRUN, "netlink", "kernel event queue overran; re-reading the kernel state"));
-                            self.dump()?;
-                            self.reconcile_all(now);
-                        }
+                        Observed::Overrun => self.redump(now),
                     }
                 }
+                Some(r) = reports.recv() => self.on_report(r, Instant::now()),
                 _ = sleep => self.on_timer(Instant::now()),
                 _ = hb_tick.tick(), if hb_sock.is_some() => self.send_heartbeat().await,
                 r = peering::recv(hb_sock.as_deref(), &mut rx_buf) => {

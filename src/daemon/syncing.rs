@@ -588,15 +588,10 @@ impl Daemon {
         if msgs.is_empty() {
             return;
         }
-        let failed = self
-            .exec
-            .neigh_batch(msgs)
-            .into_iter()
-            .filter(|r| r.is_err())
-            .count();
-        if failed > 0 {
-            tracing::warn!("sync: {failed} neighbour changes refused by the kernel");
-        }
+        self.south.submit(
+            super::Purpose::Quiet,
+            crate::netlink::executor::Work::Neighbours(msgs),
+        );
     }
 
     /// The peer's changes, as kernel keys of the gateways this switch has.
