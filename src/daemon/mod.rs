@@ -44,6 +44,8 @@ const MAX_ROUNDS: u8 = 8;
 /// A reload that leaves this many gateways to plan is planned in phases
 /// (the kernel's fastest order), like start-up.
 const PHASED_FROM: usize = 64;
+/// At a stop, how long plans in flight may take to report.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const BOOT_MARKER: &str = "booted";
 const MEMBERS_FILE: &str = "members.json";
 /// Present while `dagw drain` is in force.
@@ -131,6 +133,8 @@ pub struct Daemon {
     planning_phase: bool,
     /// Members whose plan is with the executor.
     members_busy: BTreeSet<String>,
+    /// SIGTERM came: nothing new is planned.
+    stopping: bool,
     /// While a re-dump runs, events are kept for after it.
     redump: Option<Vec<KernelEvent>>,
     gateways: Vec<GwRuntime>,
@@ -216,6 +220,7 @@ impl Daemon {
             planning_phase: false,
             members_busy: BTreeSet::new(),
             redump: None,
+            stopping: false,
             gateways,
             members,
             telemetry: Telemetry::new(),
@@ -397,7 +402,8 @@ impl Daemon {
     /// hold echoes of dagw's own changes, nor while a barrier job runs, nor
     /// in the middle of a phase of the fastest order.
     fn may_plan(&self) -> bool {
-        self.behind_since.is_none()
+        !self.stopping
+            && self.behind_since.is_none()
             && self.barrier == 0
             && !(self.phased && self.south.in_flight > 0)
     }
@@ -424,6 +430,9 @@ impl Daemon {
     /// Plan one gateway and hand the plan to the executor; its report
     /// brings the next round, until the plan is empty (converged).
     fn reconcile_gateway(&mut self, i: usize, now: Instant) {
+        if self.stopping {
+            return;
+        }
         if self.behind_since.is_some() || self.barrier > 0 {
             self.deferred.insert(i);
             return;
@@ -638,6 +647,9 @@ impl Daemon {
     }
 
     fn reconcile_members(&mut self, now: Instant) {
+        if self.stopping {
+            return;
+        }
         if self.behind_since.is_some() {
             self.members_deferred = true;
             return;
@@ -1286,6 +1298,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// Stopping: no new plans; what the kernel is doing now is seen through
+    /// (its reports keep the member records right), for a bounded time.
+    async fn finish_in_flight(&mut self, reports: &mut mpsc::UnboundedReceiver<Report<Purpose>>) {
+        self.stopping = true;
+        let give_up = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.south.in_flight > 0 {
+            tokio::select! {
+                Some(r) = reports.recv() => self.on_report(r, Instant::now()),
+                _ = tokio::time::sleep_until(give_up) => break,
+            }
+        }
+    }
+
     /// Apply a new configuration whole. Validation happened already.
     fn apply_config(&mut self, mut new: Config, now: Instant) {
         let mut old: HashMap<IfName, GwRuntime> =
@@ -1743,6 +1768,8 @@ impl Daemon {
             source,
         })?;
         let monitor_feed = self.telemetry.sender();
+        // one signal every task watches: set when the daemon stops
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
         if let Some(m) = &self.cfg.metrics {
             let l = crate::telemetry::metrics::bind(m.listen)
                 .await
@@ -1750,9 +1777,13 @@ impl Daemon {
                     addr: m.listen,
                     source,
                 })?;
-            tokio::spawn(crate::telemetry::metrics::serve(l, req_tx.clone()));
+            tokio::spawn(crate::telemetry::metrics::serve(
+                l,
+                req_tx.clone(),
+                shutdown.clone(),
+            ));
         }
-        tokio::spawn(control::serve(listener, req_tx, monitor_feed));
+        tokio::spawn(control::serve(listener, req_tx, monitor_feed, shutdown));
 
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
         let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -1857,7 +1888,9 @@ impl Daemon {
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        let _ = stop.send(true);
         self.send_goodbye().await;
+        self.finish_in_flight(&mut reports).await;
         self.save_member_records();
         let _ = std::fs::remove_file(&socket_path);
         Ok(())

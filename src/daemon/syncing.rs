@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use netlink_packet_route::RouteNetlinkMessage as R;
 use tokio::sync::{mpsc, watch};
 
 use super::Daemon;
@@ -20,9 +19,6 @@ use crate::core::consistency::{ExactValues, GwConfig, GwKey};
 use crate::core::kernel::{KernelEvent, NeighKey as KKey};
 use crate::core::mac::Mac;
 use crate::core::neigh::{self, Held, Host, HostEvent, NeighAction, SyncNews};
-use crate::netlink::executor::{
-    neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
-};
 use crate::peer::auth::Keyring;
 use crate::sync::{
     self, Admission, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Prefix, Role,
@@ -544,7 +540,7 @@ impl Daemon {
         hosts: impl IntoIterator<Item = KKey>,
         event: HostEvent,
         devs: &HashMap<u32, (u8, u32)>,
-    ) -> Vec<(R, u16)> {
+    ) -> Vec<(KKey, NeighAction)> {
         let aging_s = self.aging_s();
         let table = self.sync.as_ref().map(|s| &s.table);
         // without a sync channel at all, pinned copies are leftovers
@@ -573,18 +569,14 @@ impl Daemon {
             let behind = |mac: Mac| self.behind_member(k.ifindex, mac);
             let now_s = self.view.clock_s;
             let effects = host.handle(event, now_s, aging_s, behind);
-            msgs.push(match effects.kernel {
-                None => continue,
-                Some(NeighAction::Pin(mac)) => synced_neigh_install(k.ifindex, k.ip, mac),
-                Some(NeighAction::Own(mac)) => own_neigh_install(k.ifindex, k.ip, mac),
-                Some(NeighAction::Unpin) => synced_neigh_remove(k.ifindex, k.ip),
-                Some(NeighAction::Probe) => neigh_probe(k.ifindex, k.ip),
-            });
+            if let Some(a) = effects.kernel {
+                msgs.push((k, a));
+            }
         }
         msgs
     }
 
-    fn run_neigh_batch(&mut self, msgs: Vec<(R, u16)>) {
+    fn run_neigh_batch(&mut self, msgs: Vec<(KKey, NeighAction)>) {
         if msgs.is_empty() {
             return;
         }

@@ -16,8 +16,10 @@ use tokio::sync::mpsc;
 use super::NetlinkError;
 use super::decode;
 use super::executor::{Dumped, Report, Work};
+use super::messages::{neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove};
 use super::socket::RequestSocket;
-use crate::core::kernel::{KernelEvent, KernelView};
+use crate::core::kernel::{KernelEvent, KernelView, NeighKey};
+use crate::core::neigh::NeighAction;
 
 pub struct BulkWork<P> {
     pub purpose: P,
@@ -37,7 +39,9 @@ pub fn start<P: Send + 'static>(
                     Work::Neighbours(msgs) => Report::Neighbours {
                         refused: neighbours(&mut sock, msgs),
                     },
-                    Work::Dump { clock_s } => Report::Dumped(dump(&mut sock, clock_s).map(Box::new)),
+                    Work::Dump { clock_s } => {
+                        Report::Dumped(dump(&mut sock, clock_s).map(Box::new))
+                    }
                     Work::Actions(actions) => Report::Actions {
                         purpose,
                         actions,
@@ -57,7 +61,13 @@ pub fn start<P: Send + 'static>(
 }
 
 /// Returns how many changes the kernel refused (ENOENT on a removal is done).
-pub fn neighbours(sock: &mut RequestSocket, msgs: Vec<(R, u16)>) -> usize {
+pub fn neighbours(sock: &mut RequestSocket, changes: Vec<(NeighKey, NeighAction)>) -> usize {
+    let msgs = changes.into_iter().map(|(k, a)| match a {
+        NeighAction::Pin(mac) => synced_neigh_install(k.ifindex, k.ip, mac),
+        NeighAction::Own(mac) => own_neigh_install(k.ifindex, k.ip, mac),
+        NeighAction::Unpin => synced_neigh_remove(k.ifindex, k.ip),
+        NeighAction::Probe => neigh_probe(k.ifindex, k.ip),
+    });
     sock.batch(msgs)
         .into_iter()
         .filter(|r| matches!(r, Err(e) if e.errno() != Some(libc::ENOENT)))

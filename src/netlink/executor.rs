@@ -33,10 +33,12 @@ use super::decode;
 use super::messages::{addr_gen_mode_none, addr_msg, fdb_msg, link_msg};
 use crate::core::action::Action;
 use crate::core::ifname::IfName;
+use crate::core::kernel::NeighKey;
 use crate::core::kernel::{
     DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link, OWNER_ALIAS_PREFIX,
 };
 use crate::core::mac::Mac;
+use crate::core::neigh::NeighAction;
 
 pub use super::messages::{
     neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
@@ -61,7 +63,9 @@ pub enum Work {
     /// One plan: in order, stopping at the first failure.
     Actions(Vec<Action>),
     /// Neighbour changes, pipelined (ENOENT on removal counts as done).
-    Neighbours(Vec<(R, u16)>),
+    /// Kept compact until the bulk worker sends them: a big sync may queue
+    /// tens of thousands.
+    Neighbours(Vec<(NeighKey, NeighAction)>),
     /// A full dump of what dagw mirrors, into a fresh view.
     Dump { clock_s: u32 },
 }
