@@ -5,6 +5,7 @@ pub mod bypass;
 pub mod consistency;
 pub mod drift;
 pub mod gateway;
+pub mod heartbeat;
 pub mod ifname;
 pub mod kernel;
 pub mod mac;
