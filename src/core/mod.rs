@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod mac;
 pub mod member;
 pub mod neigh;
+pub mod node;
 pub mod peer;
 pub mod rules;
 pub mod sorted;

@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 
 use super::NetlinkError;
 use super::decode;
-use super::executor::{Dumped, Report, Work};
+use super::executor::Report;
 use super::messages::{neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove};
 use super::socket::RequestSocket;
+use crate::core::action::{Dumped, Work};
 use crate::core::kernel::{KernelEvent, KernelView, NeighKey};
 use crate::core::neigh::NeighAction;
 

@@ -31,14 +31,10 @@ use super::NetlinkError;
 use super::bulk::{self, BulkWork};
 use super::decode;
 use super::messages::{addr_gen_mode_none, addr_msg, fdb_msg, link_msg};
-use crate::core::action::Action;
+use crate::core::action::{Action, Dumped, Outcome, Work};
 use crate::core::ifname::IfName;
-use crate::core::kernel::NeighKey;
-use crate::core::kernel::{
-    DAGW_PROTODOWN_REASON, KernelEvent, KernelView, Link, OWNER_ALIAS_PREFIX,
-};
+use crate::core::kernel::{DAGW_PROTODOWN_REASON, KernelEvent, Link, OWNER_ALIAS_PREFIX};
 use crate::core::mac::Mac;
-use crate::core::neigh::NeighAction;
 
 pub use super::messages::{
     neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
@@ -48,27 +44,6 @@ pub use super::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS, write_sysctls};
 /// Jobs in flight at once. Enough to keep the kernel busy without waiting
 /// for round trips; few enough that acks never overrun the socket.
 const MAX_IN_FLIGHT: usize = 128;
-
-/// What an action changed, beyond its own effect.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// A created or re-read link, to fold into the view.
-    pub link: Option<Link>,
-    /// Sysctls that had to be rewritten (drift when the device already existed).
-    pub sysctls_changed: u32,
-}
-
-/// Work for the kernel.
-pub enum Work {
-    /// One plan: in order, stopping at the first failure.
-    Actions(Vec<Action>),
-    /// Neighbour changes, pipelined (ENOENT on removal counts as done).
-    /// Kept compact until the bulk worker sends them: a big sync may queue
-    /// tens of thousands.
-    Neighbours(Vec<(NeighKey, NeighAction)>),
-    /// A full dump of what dagw mirrors, into a fresh view.
-    Dump { clock_s: u32 },
-}
 
 /// What came of a job. `P` says what the job was for.
 pub enum Report<P> {
@@ -84,12 +59,6 @@ pub enum Report<P> {
         refused: usize,
     },
     Dumped(Result<Box<Dumped>, NetlinkError>),
-}
-
-/// A fresh view of the kernel, with the bridge-learned MACs it holds.
-pub struct Dumped {
-    pub view: KernelView,
-    pub learned: Vec<KernelEvent>,
 }
 
 /// The daemon's side: hand work to the executor task.
