@@ -21,19 +21,23 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::pair::{A_ADDR, B_ADDR};
+use harness::pair::{A_ADDR, B_ADDR, ts_ms};
 use harness::storm::{HeartbeatTap, StatusCall, StormLab};
 
-/// The longest gap between consecutive times, and the number over `limit`.
-fn gaps(times: &[Duration], limit: Duration) -> (Duration, usize) {
-    let g: Vec<Duration> = times
+/// The longest gap between consecutive times (with the time it began), and
+/// the number of gaps over `limit`.
+fn gaps(times: &[Duration], limit: Duration) -> (Duration, Duration, usize) {
+    let g: Vec<(Duration, Duration)> = times
         .windows(2)
-        .map(|w| w[1].saturating_sub(w[0]))
+        .map(|w| (w[1].saturating_sub(w[0]), w[0]))
         .collect();
-    (
-        g.iter().copied().max().unwrap_or_default(),
-        g.iter().filter(|d| **d >= limit).count(),
-    )
+    let (max, from) = g.iter().copied().max().unwrap_or_default();
+    (max, from, g.iter().filter(|(d, _)| *d >= limit).count())
+}
+
+/// Seconds from `origin` to `t` (both since the epoch), signed.
+fn rel(t: Duration, origin: Duration) -> f64 {
+    t.as_secs_f64() - origin.as_secs_f64()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -82,18 +86,27 @@ fn main() {
             "release"
         }
     );
-    let (a_max, a_over) = gaps(&sent_by_a, target);
-    let (b_max, b_over) = gaps(&sent_by_b, target);
-    println!(
-        "heartbeats sent by A (received on B's side): {} datagrams, longest gap {:.1} ms, {a_over} gaps >= 200 ms   target < 200 ms",
-        sent_by_a.len(),
-        ms(a_max)
-    );
-    println!(
-        "heartbeats sent by B (received on A's side): {} datagrams, longest gap {:.1} ms, {b_over} gaps >= 200 ms",
-        sent_by_b.len(),
-        ms(b_max)
-    );
+    let origin = run
+        .reload_started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    for (what, c, note) in [
+        ("A (received on B's side)", &sent_by_a, "   target < 200 ms"),
+        ("B (received on A's side)", &sent_by_b, ""),
+    ] {
+        let (max, from, over) = gaps(&c.times, target);
+        println!(
+            "heartbeats sent by {what}: {} datagrams, longest gap {:.1} ms (from {:+.3} s after the reload began), {over} gaps >= 200 ms{note}{}",
+            c.times.len(),
+            ms(max),
+            rel(from, origin),
+            if c.unstamped > 0 {
+                format!(" ({} without a kernel stamp: read time used)", c.unstamped)
+            } else {
+                String::new()
+            }
+        );
+    }
     let stale = |calls: &[StatusCall]| calls.iter().filter_map(|c| c.last_heard_ms).max();
     println!(
         "peer.last_heard_ms, largest sampled: A's view of B {:?} ms, B's view of A {:?} ms",
@@ -121,6 +134,15 @@ fn main() {
         run.notices_b.peer_downs(),
         run.notices_b.role_changes()
     );
+    // when each side lost the peer or changed role, on the same clock
+    for (side, n) in [("A", &run.notices_a), ("B", &run.notices_b)] {
+        for line in n.log_peer_down.iter().chain(&n.log_role) {
+            let ts = line.split_whitespace().next().unwrap_or("");
+            let at = Duration::from_millis(ts_ms(&serde_json::json!({ "ts": ts })) as u64);
+            let text = line.split_once("  ").map_or(line.as_str(), |(_, t)| t);
+            println!("  {:+.3} s {side}: {text}", rel(at, origin));
+        }
+    }
     print!("{}", run.summary());
     // what each side made of the other's heartbeats (tx / rx / dropped by reason)
     for (side, d) in [("A", &lab.da), ("B", &lab.db)] {

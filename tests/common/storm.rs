@@ -347,6 +347,8 @@ pub struct StormRun {
     /// `dagw reload` on A: how long it took and whether it was accepted.
     pub reload_took: Duration,
     pub reload_error: Option<String>,
+    /// Wall-clock time the reload was started (to place captured packets).
+    pub reload_started: SystemTime,
     /// When the flaps were done (from the reload's start), and whether the
     /// reload was still running then.
     pub flapped_after: Duration,
@@ -534,6 +536,7 @@ impl StormLab {
         let gateways = reloaded_gateways();
         self.pair.a.write_config(&peer_opts(), &gateways);
         let t0 = Instant::now();
+        let reload_started = SystemTime::now();
         let work = self.pair.a.work.clone();
         let reload = std::thread::spawn(move || {
             let o = work.client(&["reload"]);
@@ -580,6 +583,7 @@ impl StormLab {
         StormRun {
             reload_took,
             reload_error,
+            reload_started,
             flapped_after,
             flapped_during_reload,
             converged_after,
@@ -709,7 +713,16 @@ fn few(what: &str, bad: &[String]) -> Result<(), String> {
 /// many gateways is several pages sent back to back.
 pub struct HeartbeatTap {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<Duration>>>,
+    thread: Option<JoinHandle<Captured>>,
+}
+
+/// What a [`HeartbeatTap`] saw.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Receive times (since the epoch), in order.
+    pub times: Vec<Duration>,
+    /// Datagrams the kernel gave no receive time (read time used instead).
+    pub unstamped: usize,
 }
 
 impl HeartbeatTap {
@@ -720,19 +733,26 @@ impl HeartbeatTap {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = spawn_in_netns(ns, move || {
             let tap = ipv4_tap();
-            stamp_packets(&tap);
+            // turns stamping on; there is no packet to stamp yet
+            let _ = packet_time(&tap);
             let _ = ready_tx.send(());
             let mut times = Vec::new();
+            let mut unstamped = 0;
             let mut buf = vec![0u8; 65536];
             while !s.load(Ordering::Relaxed) {
                 let Some(n) = tap_recv(&tap, &mut buf) else {
                     continue;
                 };
                 if udp_payload(&buf[..n], src, PORT).is_some() {
-                    times.push(packet_time(&tap));
+                    times.push(packet_time(&tap).unwrap_or_else(|| {
+                        unstamped += 1;
+                        SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default()
+                    }));
                 }
             }
-            times
+            Captured { times, unstamped }
         });
         ready_rx.recv_timeout(WAIT).expect("heartbeat tap ready");
         HeartbeatTap {
@@ -741,12 +761,12 @@ impl HeartbeatTap {
         }
     }
 
-    /// Stop; the receive times (since the epoch), in order.
-    pub fn finish(mut self) -> Vec<Duration> {
+    /// Stop; what was captured.
+    pub fn finish(mut self) -> Captured {
         self.halt()
     }
 
-    fn halt(&mut self) -> Vec<Duration> {
+    fn halt(&mut self) -> Captured {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()
@@ -761,37 +781,18 @@ impl Drop for HeartbeatTap {
     }
 }
 
-/// Ask the kernel to stamp every packet the tap receives (SO_TIMESTAMPNS).
-fn stamp_packets(tap: &std::os::fd::OwnedFd) {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt with an int of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            tap.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
-}
+const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
 
 /// The kernel's receive time of the packet the tap returned last
-/// (SIOCGSTAMPNS); the wall clock now if the kernel has none.
-fn packet_time(tap: &std::os::fd::OwnedFd) -> Duration {
-    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+/// (SIOCGSTAMPNS), if it has one. The first such call also asks the kernel
+/// to stamp the packets that follow. (SO_TIMESTAMPNS would not do: its
+/// stamps go to control messages, and this ioctl then finds none.)
+fn packet_time(tap: &std::os::fd::OwnedFd) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`.
     let rc = unsafe { libc::ioctl(tap.as_raw_fd(), SIOCGSTAMPNS as _, &mut ts) };
-    if rc == 0 {
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    } else {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-    }
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
