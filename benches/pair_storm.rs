@@ -74,6 +74,10 @@ fn main() {
     let lab = StormLab::new("pstorm");
     let a_to_b = HeartbeatTap::start(&lab.pair.b.ns, A_ADDR);
     let b_to_a = HeartbeatTap::start(&lab.pair.a.ns, B_ADDR);
+    // both directions flowing before the reload: a silence from its first
+    // moment is a gap between two captured datagrams
+    a_to_b.wait_seen(3);
+    b_to_a.wait_seen(3);
     let run = lab.storm();
     let sent_by_a = a_to_b.finish();
     let sent_by_b = b_to_a.finish();

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -713,6 +713,7 @@ fn few(what: &str, bad: &[String]) -> Result<(), String> {
 /// many gateways is several pages sent back to back.
 pub struct HeartbeatTap {
     stop: Arc<AtomicBool>,
+    seen: Arc<AtomicUsize>,
     thread: Option<JoinHandle<Captured>>,
 }
 
@@ -729,7 +730,8 @@ impl HeartbeatTap {
     /// Capture in `ns` the datagrams from `src` to the heartbeat port.
     pub fn start(ns: &Netns, src: Ipv4Addr) -> HeartbeatTap {
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (s, n_seen) = (stop.clone(), seen.clone());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = spawn_in_netns(ns, move || {
             let tap = ipv4_tap();
@@ -750,6 +752,7 @@ impl HeartbeatTap {
                             .duration_since(UNIX_EPOCH)
                             .unwrap_or_default()
                     }));
+                    n_seen.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Captured { times, unstamped }
@@ -757,8 +760,16 @@ impl HeartbeatTap {
         ready_rx.recv_timeout(WAIT).expect("heartbeat tap ready");
         HeartbeatTap {
             stop,
+            seen,
             thread: Some(thread),
         }
+    }
+
+    /// Wait until `count` datagrams were captured: a silence that starts
+    /// right after this is then measured as a gap, not missed.
+    pub fn wait_seen(&self, count: usize) {
+        let ok = wait_until(WAIT, || self.seen.load(Ordering::Relaxed) >= count);
+        assert!(ok, "heartbeat tap saw fewer than {count} datagrams");
     }
 
     /// Stop; what was captured.
