@@ -122,7 +122,11 @@ struct Kernel {
 
 fn action_name(a: &Action) -> String {
     let debug = format!("{a:?}");
-    let name = debug.split([' ', '{', '(']).next().unwrap_or("").to_string();
+    let name = debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("")
+        .to_string();
     name.to_lowercase()
 }
 
@@ -160,7 +164,8 @@ impl Kernel {
                     name: IfName::new(name).expect("device name"),
                     kind: LinkKind::Macvlan,
                     mac: *mac,
-                    admin_up: !held,
+                    // up even when held: protodown keeps it from serving
+                    admin_up: true,
                     oper_up: !held && parent_up,
                     protodown: *held,
                     protodown_reason: if *held {
@@ -211,6 +216,20 @@ impl Replay<'_> {
         let now = self.now();
         let fx = self.node.handle(ev, now);
         self.carry_out(fx);
+        self.finish_planning();
+    }
+
+    /// The daemon gives the node free turns while it has gateways to plan.
+    fn finish_planning(&mut self) {
+        for _ in 0..100_000 {
+            if !self.node.has_more() {
+                return;
+            }
+            let now = self.now();
+            let fx = self.node.handle(Event::Continue, now);
+            self.carry_out(fx);
+        }
+        panic!("{}: the node never finished planning", self.dir.display());
     }
 
     /// Record the effects; kernel work is done at once and reported back,
@@ -235,12 +254,17 @@ impl Replay<'_> {
         let simple = |name: &str| json!({"t_ms": t, "effect": name});
         match e {
             Effect::Kernel(purpose, Work::Actions(actions)) => {
-                let text: Vec<String> = actions.iter().map(|a| a.describe(&self.kernel.view)).collect();
+                let text: Vec<String> = actions
+                    .iter()
+                    .map(|a| a.describe(&self.kernel.view))
+                    .collect();
                 let (outcomes, error) = self.kernel.carry_out(&actions);
                 self.effects
                     .push(json!({"t_ms": t, "kernel": text, "for": format!("{purpose:?}")}));
                 if let Some(e) = &error {
-                    self.effects.push(json!({"t_ms": t, "refused": text[outcomes.len()], "errno": e.errno}));
+                    self.effects.push(
+                        json!({"t_ms": t, "refused": text[outcomes.len()], "errno": e.errno}),
+                    );
                 }
                 Some(Event::Report(KernelReport {
                     purpose,
@@ -268,7 +292,10 @@ impl Replay<'_> {
                     .into_iter()
                     .map(|(name, rec, left)| {
                         let held = left.map(|d| d.as_millis() as u64);
-                        (name, json!({"method": rec.method.as_str(), "held_ms": held}))
+                        (
+                            name,
+                            json!({"method": rec.method.as_str(), "held_ms": held}),
+                        )
                     })
                     .collect();
                 self.effects.push(json!({"t_ms": t, "save_members": m}));
@@ -319,7 +346,9 @@ impl Replay<'_> {
     /// Let time pass to `t_ms`: the node's deadlines fire on the way.
     fn advance(&mut self, to_ms: u64) {
         for _ in 0..10_000 {
-            let Some(d) = self.node.next_deadline() else { break };
+            let Some(d) = self.node.next_deadline() else {
+                break;
+            };
             let at = d.saturating_duration_since(self.t0).as_millis() as u64;
             if at > to_ms {
                 break;
@@ -412,6 +441,7 @@ impl Replay<'_> {
             let now = self.now();
             let fx = self.node.start(start, now);
             self.carry_out(fx);
+            self.finish_planning();
         } else if let Some(l) = ev.get("link") {
             let link = link_of(l, &self.kernel);
             self.kernel.next_index = self.kernel.next_index.max(link.index);
@@ -421,7 +451,12 @@ impl Replay<'_> {
                 drained: true,
             });
         } else if let Some(name) = ev.get("link_gone").and_then(Value::as_str) {
-            let index = self.kernel.view.link_by_name(name).expect("link_gone").index;
+            let index = self
+                .kernel
+                .view
+                .link_by_name(name)
+                .expect("link_gone")
+                .index;
             self.kernel.view.apply(KernelEvent::LinkGone(index));
             self.feed(Event::Kernel {
                 events: vec![KernelEvent::LinkGone(index)],
@@ -430,12 +465,18 @@ impl Replay<'_> {
         } else if let Some(a) = ev.get("addr_removed") {
             let dev = a["device"].as_str().expect("device");
             let index = self.kernel.view.link_by_name(dev).expect("device").index;
-            let (ip, len) = a["addr"].as_str().expect("addr").split_once('/').expect("/len");
+            let (ip, len) = a["addr"]
+                .as_str()
+                .expect("addr")
+                .split_once('/')
+                .expect("/len");
             let addr = Addr {
                 ip: ip.parse().expect("ip"),
                 len: len.parse().expect("len"),
             };
-            self.kernel.view.apply(KernelEvent::AddrRemoved(index, addr));
+            self.kernel
+                .view
+                .apply(KernelEvent::AddrRemoved(index, addr));
             self.feed(Event::Kernel {
                 events: vec![KernelEvent::AddrRemoved(index, addr)],
                 drained: true,
@@ -472,12 +513,9 @@ impl Replay<'_> {
             };
             self.feed(event);
         } else if let Some(f) = ev.get("fail") {
-            self.kernel.refuse = f["action"].as_str().map(|a| {
-                (
-                    a.to_lowercase(),
-                    f["errno"].as_i64().unwrap_or(95) as i32,
-                )
-            });
+            self.kernel.refuse = f["action"]
+                .as_str()
+                .map(|a| (a.to_lowercase(), f["errno"].as_i64().unwrap_or(95) as i32));
         } else if ev.get("time").is_none() {
             panic!("{}: unknown event {ev}", self.dir.display());
         }

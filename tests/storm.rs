@@ -26,8 +26,10 @@ fn reload_and_svi_storm_keep_the_pair_up_and_status_answering() {
     let failures = run.failures();
     assert!(
         failures.is_empty(),
-        "the storm broke issue 10's contract:\n- {}\n{}",
+        "the storm broke issue 10's contract:\n- {}\n{}\nslow turns of A's loop:\n{}\nslow turns of B's loop:\n{}",
         failures.join("\n- "),
-        run.summary()
+        run.summary(),
+        run.slow_turns[0].join("\n"),
+        run.slow_turns[1].join("\n")
     );
 }

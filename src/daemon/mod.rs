@@ -36,6 +36,8 @@ use sync_io::{SyncEvent, SyncIo};
 const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 /// At a stop, how long plans in flight may take to report.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// A turn of the event loop longer than this is logged.
+const SLOW_TURN: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -107,8 +109,11 @@ impl Daemon {
 
     /// Feed the node one event and carry its effects out.
     fn feed(&mut self, event: Event, now: Instant) {
+        let what = event.kind();
         let effects = self.node.handle(event, now);
+        let n = effects.len();
         self.carry_out(effects);
+        slow_turn(what, n, now);
     }
 
     fn carry_out(&mut self, effects: Vec<Effect>) {
@@ -223,10 +228,13 @@ impl Daemon {
     }
 
     async fn send_heartbeat(&mut self) {
+        let began = Instant::now();
         let pages = self.node.heartbeat_round();
+        let n = pages.len();
         if let Some(h) = self.heartbeat.as_mut() {
             h.send(pages).await;
         }
+        slow_turn("a heartbeat round", n, began);
     }
 
     /// A reload: read and validate the file, re-read the peer's keys, hand
@@ -268,6 +276,7 @@ impl Daemon {
     fn status(&self, now: Instant) -> crate::status::Status {
         let mut st = self.node.status(now);
         northbound::complete_status(&mut st, self.heartbeat.as_ref());
+        slow_turn("status", 0, now);
         st
     }
 
@@ -306,6 +315,7 @@ impl Daemon {
     async fn settle(&mut self, observer: &mut Observer) -> Result<(), DaemonError> {
         while !self.node.settled() {
             tokio::select! {
+                _ = std::future::ready(()), if self.node.has_more() => self.feed(Event::Continue, Instant::now()),
                 Some(r) = self.reports.recv() => self.on_report(r, Instant::now()),
                 obs = observer.next() => {
                     let event = match obs? {
@@ -446,6 +456,7 @@ impl Daemon {
                     self.feed(event, Instant::now());
                 }
                 Some(r) = self.reports.recv() => self.on_report(r, Instant::now()),
+                _ = std::future::ready(()), if self.node.has_more() => self.feed(Event::Continue, Instant::now()),
                 _ = sleep => self.feed(Event::Timer, Instant::now()),
                 _ = hb_tick.tick(), if hb_sock.is_some() => self.send_heartbeat().await,
                 r = heartbeat::recv(hb_sock.as_deref(), &mut rx_buf) => {
@@ -476,6 +487,18 @@ impl Daemon {
         self.finish_in_flight().await;
         let _ = std::fs::remove_file(&socket_path);
         Ok(())
+    }
+}
+
+/// A turn of the loop that kept everything else waiting is worth a line:
+/// heartbeats and the control socket share this loop.
+fn slow_turn(what: &str, effects: usize, began: Instant) {
+    let took = began.elapsed();
+    if took >= SLOW_TURN {
+        tracing::warn!(
+            "slow turn of the event loop: {what} took {} ms ({effects} effects)",
+            took.as_millis()
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! The southbound executor: carries out core actions on the kernel as a task
 //! of its own, so nothing that keeps the pair safe (heartbeats, the control
-//! socket, the watchdog) ever waits for a netlink reply.
+//! socket, the watchdog) ever waits for a netlink reply, nor for RTNL.
 //!
 //! Each job is one gateway's (or member's) plan: its actions run in order,
 //! each acked before the next (a later one may need what an earlier one
@@ -69,15 +69,49 @@ pub struct Southbound<P> {
 }
 
 impl<P: Send + 'static> Southbound<P> {
-    /// Start the executor task and the bulk worker; reports arrive on the
-    /// returned receiver. Must run inside the runtime.
+    /// Start the executor and the bulk worker; reports arrive on the
+    /// returned receiver. The executor runs on a thread of its own: the
+    /// kernel does a request's work inside `sendmsg`, under RTNL, which
+    /// anything else on the machine may hold for seconds (a namespace torn
+    /// down, another agent's burst); the event loop's thread never makes
+    /// that call.
     pub fn start() -> Result<(Self, mpsc::UnboundedReceiver<Report<P>>), NetlinkError> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
-        tokio::spawn(conn);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let bulk = bulk::start(reports_tx.clone())?;
-        tokio::spawn(serve(handle, jobs_rx, reports_tx, bulk));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        std::thread::Builder::new()
+            .name("dagw-executor".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(2)
+                    .build();
+                let rt = match rt {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let (conn, handle, _) = match rtnetlink::new_connection() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::spawn(conn);
+                    serve(handle, jobs_rx, reports_tx, bulk).await;
+                });
+            })
+            .map_err(NetlinkError::Socket)?;
+        ready_rx
+            .recv()
+            .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?
+            .map_err(NetlinkError::Socket)?;
         Ok((
             Southbound {
                 jobs: jobs_tx,
@@ -289,8 +323,16 @@ async fn apply(handle: &mut Handle, action: &Action) -> Result<Outcome, NetlinkE
     Ok(outcome)
 }
 
-/// /proc writes may wait for RTNL: on a blocking thread, never on the loop.
+/// /proc writes may wait for RTNL: on a blocking thread, never on the
+/// loop. One at a time: the IPv6 ones retry the syscall while RTNL is taken
+/// (`rtnl_trylock`), so writers side by side only spin against the
+/// executor's own requests.
 async fn sysctls(device: String) -> Result<u32, NetlinkError> {
+    static ONE_WRITER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = ONE_WRITER
+        .acquire()
+        .await
+        .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?;
     tokio::task::spawn_blocking(move || write_sysctls(&device))
         .await
         .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?
@@ -326,8 +368,8 @@ fn first_link(msgs: &[R]) -> Option<Link> {
 
 /// Create the macvlan admin-down (the kernel echoes it back with its
 /// index), set its sysctls, then in one message: ownership alias,
-/// addr_gen_mode none and either protodown with dagw's reason (`held`; the
-/// planner brings it up) or admin up.
+/// addr_gen_mode none and, when `held`, protodown with dagw's reason; then
+/// admin up.
 async fn create_device(
     handle: &mut Handle,
     gateway: &str,
@@ -382,21 +424,22 @@ async fn create_device(
     // before it is up: accept_dad 0 and arp_ignore from the first packet
     sysctls(name.to_string()).await?;
     request(handle, R::SetLink(s), 0, || format!("mark macvlan {name}")).await?;
-    if !held {
-        // a message of its own: in one with addr_gen_mode, the kernel
-        // brings the device up first and makes its own link-local
-        set_admin(handle, link.index, true).await?;
-    }
+    // Up in a message of its own: in one with addr_gen_mode, the kernel
+    // brings the device up first and makes its own link-local. Up even when
+    // held (protodown keeps it from serving): the kernel announces changes
+    // of a device that is down to nobody, so only bringing it up tells the
+    // event stream of its mark; without it, the stream's last word on the
+    // device would be its unmarked birth.
+    set_admin(handle, link.index, true).await?;
     let mut made = Link {
         owner_gateway: IfName::new(gateway),
         addr_gen_mode: Some(1),
+        admin_up: true,
         ..link
     };
     if held {
         made.protodown = true;
         made.protodown_reason |= DAGW_PROTODOWN_REASON;
-    } else {
-        made.admin_up = true;
     }
     Ok(made)
 }

@@ -362,6 +362,8 @@ pub struct StormRun {
     pub status_b: Vec<StatusCall>,
     pub notices_a: Notices,
     pub notices_b: Notices,
+    /// The daemons' own "slow turn" log lines (A, B): where a loop was busy.
+    pub slow_turns: [Vec<String>; 2],
 }
 
 /// The slowest of `calls` (zero if none).
@@ -592,6 +594,15 @@ impl StormLab {
             status_b,
             notices_a: Notices::collect(&self.da, self.log_from[0], &self.monitor_a),
             notices_b: Notices::collect(&self.db, self.log_from[1], &self.monitor_b),
+            slow_turns: [(&self.da, self.log_from[0]), (&self.db, self.log_from[1])].map(
+                |(d, from)| {
+                    d.log()[from..]
+                        .lines()
+                        .filter(|l| l.contains("slow turn"))
+                        .map(str::to_string)
+                        .collect()
+                },
+            ),
         }
     }
 
@@ -634,12 +645,18 @@ fn converged(
 /// Err naming the gateways of `gateways` that a status document does not
 /// show `up` (the first few), with their count.
 fn status_problems(doc: &Value, gateways: &[Gw]) -> Result<(), String> {
-    let shown = doc["gateways"].as_array().cloned().unwrap_or_default();
+    // by name once: 1500 × 1500 lookups would keep a lab core busy
+    let shown: std::collections::HashMap<&str, &Value> = doc["gateways"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| Some((g["name"].as_str()?, g)))
+        .collect();
     let bad: Vec<String> = gateways
         .iter()
         .filter_map(|g| {
             let name = format!("vlanif{}", g.id);
-            match shown.iter().find(|s| s["name"] == name.as_str()) {
+            match shown.get(name.as_str()) {
                 None => Some(format!("{name} absent")),
                 Some(s) if s["state"] != "up" => {
                     Some(format!("{name} {} {}", s["state"], s["reason"]))
@@ -655,12 +672,17 @@ fn status_problems(doc: &Value, gateways: &[Gw]) -> Result<(), String> {
 /// configured address in the kernel of `ns`.
 fn kernel_problems(ns: &Netns, gateways: &[Gw]) -> Result<(), String> {
     let v: Value = serde_json::from_str(&ns.ip("-j addr show")).expect("ip -j addr json");
-    let links = v.as_array().cloned().unwrap_or_default();
+    let links: std::collections::HashMap<&str, &Value> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some((l["ifname"].as_str()?, l)))
+        .collect();
     let bad: Vec<String> = gateways
         .iter()
         .filter_map(|g| {
             let dev = format!("gw{}", g.id);
-            let Some(l) = links.iter().find(|l| l["ifname"] == dev.as_str()) else {
+            let Some(l) = links.get(dev.as_str()) else {
                 return Some(format!("{dev} absent"));
             };
             if !l["flags"]

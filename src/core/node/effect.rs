@@ -103,6 +103,32 @@ pub enum Event {
     SyncReset,
     /// The daemon stops: nothing new is planned.
     Stop,
+    /// A free turn of the loop: plan the next few gateways waiting
+    /// (`Node::has_more`).
+    Continue,
+}
+
+impl Event {
+    /// What kind of event this is, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Kernel { .. } => "kernel events",
+            Event::Overrun => "an overrun",
+            Event::Report(_) => "a kernel report",
+            Event::Neighbours { .. } => "a neighbour report",
+            Event::Dumped(_) => "a re-dump",
+            Event::Timer => "a timer",
+            Event::Audit => "the audit",
+            Event::Config { .. } => "a reload",
+            Event::Drain(_) => "a drain",
+            Event::Heartbeat { .. } => "a heartbeat",
+            Event::SyncSession => "a sync session",
+            Event::SyncMessage(_) => "a sync message",
+            Event::SyncReset => "a sync reset",
+            Event::Stop => "the stop",
+            Event::Continue => "planning",
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::names::Named;
-use super::{Effect, MAX_ROUNDS, Node, Purpose, RETRY_AFTER, describe};
+use super::{Effect, MAX_ROUNDS, Node, PLAN_BATCH, Purpose, RETRY_AFTER, describe};
 use crate::config::{DelayMode, Gateway};
 use crate::core::action::{Action, KernelError, Work};
 use crate::core::bypass::{self, BypassState};
@@ -40,7 +40,7 @@ impl Node {
         !self.stopping
             && self.behind_since.is_none()
             && self.barrier == 0
-            && !(self.phased && self.in_flight > 0)
+            && !(self.phased && (self.in_flight > 0 || !self.to_plan.is_empty()))
     }
 
     /// Plans that waited (for the queue, a barrier or a phase) are made now.
@@ -48,18 +48,29 @@ impl Node {
         if !self.may_plan() {
             return;
         }
-        self.planning_phase = true;
-        for i in std::mem::take(&mut self.deferred) {
-            self.reconcile_gateway(i, now);
-        }
-        self.planning_phase = false;
+        self.to_plan.extend(std::mem::take(&mut self.deferred));
         if std::mem::take(&mut self.members_deferred) {
             self.reconcile_members(now);
         }
-        if self.phased && self.in_flight == 0 {
+        self.plan_some(now);
+        if self.phased && self.in_flight == 0 && self.to_plan.is_empty() {
             // nothing more to do in phases
             self.phased = false;
         }
+    }
+
+    /// The next few gateways of `to_plan` (a turn of the loop stays short:
+    /// heartbeats and the control socket share it); the rest at the next
+    /// `Event::Continue`. Gateways of one phase do not wait for each other.
+    pub(super) fn plan_some(&mut self, now: Instant) {
+        self.planning_phase = true;
+        for _ in 0..PLAN_BATCH {
+            let Some(i) = self.to_plan.pop_front() else {
+                break;
+            };
+            self.reconcile_gateway(i, now);
+        }
+        self.planning_phase = false;
     }
 
     /// Plan one gateway and hand the plan to the executor; its report

@@ -11,7 +11,7 @@
 //! gateway in the kernel's fastest order (phases: all links, then all
 //! addresses and FDB entries).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 mod effect;
@@ -29,8 +29,10 @@ pub use syncing::GRACE;
 use crate::config::{Config, DelayMode, Gateway};
 use crate::core::action::{Action, Dumped, KernelError, Work};
 use crate::core::bypass::BypassState;
+use crate::core::consistency::GwConfig;
 use crate::core::drift::DriftGuard;
 use crate::core::gateway::{self, DelayPolicy, GatewayMachine, GwState};
+use crate::core::heartbeat::GwEntry;
 use crate::core::ifname::IfName;
 use crate::core::kernel::{KernelEvent, KernelView, Link};
 use crate::core::member::MemberMachine;
@@ -50,9 +52,16 @@ const PHASED_FROM: usize = 64;
 /// drain, but no longer than this: a flood of events must not starve the
 /// gateways. (The echoes of creating 4094 gateways drain in well under it.)
 const MAX_BEHIND: Duration = Duration::from_secs(2);
+/// Gateways planned in one turn of the loop.
+const PLAN_BATCH: usize = 64;
 
 struct GwRuntime {
     cfg: Gateway,
+    /// Its configuration in the canonical form the peers compare.
+    wire: GwConfig,
+    /// Its heartbeat entry with the digests made once (every round carries
+    /// it; state and counts are filled in per round).
+    wire_entry: GwEntry,
     /// A plan of it is with the executor: the next one waits for its report.
     busy: bool,
     /// Plans since it last converged: a plan the kernel keeps undoing is
@@ -78,6 +87,8 @@ pub struct Node {
     in_flight: usize,
     /// Barrier jobs (stale removals, reload clean-up) in flight: plans wait.
     barrier: usize,
+    /// Gateways to plan, a few per turn of the loop.
+    to_plan: VecDeque<usize>,
     /// Plans in the kernel's fastest order (start-up, a big reload): a
     /// gateway's next round waits until every job of this round reported, so
     /// all links are made first, then all addresses and FDB entries.
@@ -116,6 +127,12 @@ pub struct Node {
     uplinks: Option<UplinkTracker>,
     /// `dagw drain` in force (kept in `state_dir` across restarts).
     drained: bool,
+    /// What the last configuration comparison with the peer was made on:
+    /// a heartbeat round that brings nothing new is not compared again.
+    compared: Option<u64>,
+    /// Bumped by every change of our configuration or of the peer's exact
+    /// values: the comparison is made again.
+    consistency_gen: u64,
 }
 
 /// The configured way holds end.
@@ -132,6 +149,8 @@ fn policy(cfg: &Config) -> DelayPolicy {
 fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
     GwRuntime {
         machine: GatewayMachine::with_policy(cfg.up_delay, policy),
+        wire: GwConfig::of(&cfg),
+        wire_entry: GwConfig::of(&cfg).entry(0, 0, 0),
         cfg,
         drift: DriftGuard::default(),
         busy: false,
@@ -168,6 +187,7 @@ impl Node {
             out: Vec::new(),
             in_flight: 0,
             barrier: 0,
+            to_plan: VecDeque::new(),
             phased: false,
             planning_phase: false,
             members_busy: BTreeSet::new(),
@@ -187,6 +207,8 @@ impl Node {
             started: now,
             uplinks: None,
             drained: false,
+            compared: None,
+            consistency_gen: 0,
         };
         n.index_names();
         n
@@ -240,6 +262,10 @@ impl Node {
             Event::SyncSession => self.on_sync_session(now),
             Event::SyncMessage(m) => self.on_sync_message(m, now),
             Event::SyncReset => self.on_sync_reset(),
+            Event::Continue => {
+                self.plan_some(now);
+                self.flush_deferred(now);
+            }
             Event::Stop => {
                 self.stopping = true;
                 self.save_member_records(now);
@@ -253,6 +279,7 @@ impl Node {
     pub fn settled(&self) -> bool {
         self.in_flight == 0
             && self.barrier == 0
+            && self.to_plan.is_empty()
             && self.deferred.is_empty()
             && !self.members_deferred
     }
@@ -306,11 +333,18 @@ impl Node {
         self.out.push(Effect::Notice(n));
     }
 
+    /// Every gateway and member: the members at once, the gateways a few
+    /// per turn of the loop.
     fn reconcile_all(&mut self, now: Instant) {
-        for i in 0..self.gateways.len() {
-            self.reconcile_gateway(i, now);
-        }
+        self.to_plan.extend(0..self.gateways.len());
         self.reconcile_members(now);
+        self.plan_some(now);
+    }
+
+    /// Gateways are still waiting in `to_plan`: the daemon sends
+    /// `Event::Continue` at its next free turn.
+    pub fn has_more(&self) -> bool {
+        !self.to_plan.is_empty()
     }
 
     /// The gateways an event may concern.
@@ -405,9 +439,8 @@ impl Node {
             self.view.apply(ev.clone());
             self.affected(&ev, &mut dirty);
         }
-        for i in dirty {
-            self.reconcile_gateway(i, now);
-        }
+        self.to_plan.extend(dirty);
+        self.plan_some(now);
         if uplinks_dirty {
             self.on_uplinks(now, true);
         }
@@ -608,6 +641,8 @@ impl Node {
                     }
                     g.machine.up_delay = c.up_delay;
                     g.machine.policy = p;
+                    g.wire = GwConfig::of(&c);
+                    g.wire_entry = g.wire.entry(0, 0, 0);
                     g.cfg = c;
                     g.converged = false;
                     g.retry_at = None;

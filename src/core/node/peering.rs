@@ -42,15 +42,30 @@ impl PeerNode {
     }
 }
 
-/// What the peer must agree on (in the canonical form of
-/// `core::consistency`), plus state and counts, for one gateway.
-pub fn entry(g: &Gateway, state: GwState, arp: u32, nd: u32) -> GwEntry {
-    let state = match state {
+/// A gateway's state as a heartbeat carries it.
+fn wire_state(state: GwState) -> u8 {
+    match state {
         GwState::Down(_) => 0,
         GwState::Holding { .. } => 1,
         GwState::Up => 2,
-    };
-    GwConfig::of(g).entry(state, arp, nd)
+    }
+}
+
+/// What a configuration comparison depends on: the peer's table (its
+/// configuration fields, not its states and counts), its node policy, and
+/// the generation of our configuration and of the peer's exact values.
+fn comparison_inputs(p: &PeerNode, generation: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    generation.hash(&mut h);
+    for (k, e) in &p.machine.table {
+        (k, e.mac, e.up_delay_ms, e.ipv4_digest, e.ipv6_digest).hash(&mut h);
+    }
+    p.machine
+        .policy
+        .map(|n| (n.member_up_delay_ms, n.dynamic, n.min_ms, n.max_ms))
+        .hash(&mut h);
+    h.finish()
 }
 
 impl Node {
@@ -105,7 +120,7 @@ impl Node {
             .unwrap_or(Duration::from_secs(3600))
     }
 
-    fn local_entries(&self) -> Vec<(String, GwEntry)> {
+    fn local_entries(&self) -> Vec<GwEntry> {
         self.gateways
             .iter()
             .map(|g| {
@@ -114,10 +129,12 @@ impl Node {
                     .owned_device(&g.cfg.name, &g.cfg.device)
                     .map(|d| self.view.neigh_counts(d.index))
                     .unwrap_or_default();
-                (
-                    g.cfg.name.to_string(),
-                    entry(&g.cfg, g.machine.state, arp, nd),
-                )
+                GwEntry {
+                    state: wire_state(g.machine.state),
+                    arp,
+                    nd,
+                    ..g.wire_entry
+                }
             })
             .collect()
     }
@@ -147,7 +164,7 @@ impl Node {
                     flags,
                     ..Default::default()
                 };
-                for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
+                for e in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
                     let _ = hb.gateways.push(*e);
                 }
                 hb
@@ -315,6 +332,7 @@ impl Node {
                     );
                     if let Some(p) = self.peer.as_mut() {
                         p.mismatches.clear();
+                        self.compared = None;
                     }
                     // nothing the peer sent before this may bring it back
                     self.out.push(Effect::HeartbeatRestart);
@@ -372,10 +390,17 @@ impl Node {
     /// heartbeat round, its node policy, the exact values from the sync
     /// channel); alert and apply strict mode when the differences change.
     pub(super) fn check_consistency(&mut self, now: Instant) {
+        let Some(p) = self.peer.as_ref() else { return };
+        let inputs = comparison_inputs(p, self.consistency_gen);
+        if self.compared == Some(inputs) {
+            // the same round again: nothing new to compare
+            return;
+        }
+        self.compared = Some(inputs);
         let local: Vec<(String, GwConfig)> = self
             .gateways
             .iter()
-            .map(|g| (g.cfg.name.to_string(), GwConfig::of(&g.cfg)))
+            .map(|g| (g.cfg.name.to_string(), g.wire.clone()))
             .collect();
         let local_node = consistency::node_policy(&self.cfg);
         let no_exact = Default::default();
@@ -423,6 +448,8 @@ impl Node {
     /// The peer's exact values arrived (or ours changed): compare again at
     /// once if a complete heartbeat round is there to compare with.
     pub(super) fn recheck_consistency(&mut self, now: Instant) {
+        // our configuration or the peer's exact values changed
+        self.consistency_gen += 1;
         if self
             .peer
             .as_ref()
