@@ -315,6 +315,11 @@ impl Node {
             let Some(vx) = g.cfg.vxlan.as_deref() else {
                 continue;
             };
+            if g.busy || !g.converged {
+                // what dagw is still building (a moved flood entry) is
+                // not a broken tunnel: judged once the plan is done
+                continue;
+            }
             let now = bypass::bypass_state(vx, &g.cfg.interface, &self.view);
             let before = g.bypass;
             if before == Some(now) {

@@ -274,16 +274,23 @@ impl Node {
 
 /// `hold-start`: a member's hold began (first start after boot, board reset,
 /// peer-link recovery).
+/// `hold-start` of a member: a timed hold (first start after boot, board
+/// reset, peer-link recovery) says for how long; a hold that lasts as long
+/// as its cause (drain, split-brain, uplinks down) says what the cause is.
 pub(super) fn hold_start_notice(m: &MemberMachine, now: Instant) -> Notice {
-    let (until, reason) = m.hold.unwrap_or((now, MemberHoldReason::MemberUpDelay));
-    let ms = until.saturating_duration_since(now).as_millis() as u64;
-    Notice::new(
-        Kind::State,
-        ids::HOLD_START,
-        m.name.clone(),
-        format!("member {} held for {} ms ({})", m.name, ms, reason.as_str()),
-    )
-    .with("state", "holding")
-    .with("reason", reason.as_str())
-    .with("hold_ms", ms)
+    let (reason, timed) = match m.hold {
+        Some((until, r)) => (
+            r.as_str(),
+            Some(until.saturating_duration_since(now).as_millis() as u64),
+        ),
+        None => (m.reason().unwrap_or("member-up-delay"), None),
+    };
+    let message = match timed {
+        Some(ms) => format!("member {} held for {ms} ms ({reason})", m.name),
+        None => format!("member {} held while {reason} lasts", m.name),
+    };
+    Notice::new(Kind::State, ids::HOLD_START, m.name.clone(), message)
+        .with("state", "holding")
+        .with("reason", reason)
+        .with("hold_ms", timed)
 }

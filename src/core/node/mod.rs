@@ -224,6 +224,9 @@ impl Node {
         self.adopt();
         self.drained = s.drained;
         self.start_members(s.first_start, &s.members, now);
+        // the peer-link as the kernel has it now: a backup whose peer-link
+        // is already down must see split-brain at the first heartbeat
+        self.on_peer_link_event(now);
         self.setup_uplinks(now);
         self.remove_stale();
         self.phased = true;
@@ -575,6 +578,7 @@ impl Node {
             Purpose::Quiet => {}
         }
         self.flush_deferred(now);
+        self.check_bypass();
     }
 
     /// A re-dump came back: the fresh view replaces the mirror, what

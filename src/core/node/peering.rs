@@ -109,6 +109,8 @@ impl Node {
                 self.start_sync();
             }
         }
+        // a new peer, or a renamed peer_link: its state as the kernel has it
+        self.on_peer_link_event(now);
         self.apply_strict_holds(now);
         self.apply_split_brain(now);
     }
