@@ -1,0 +1,518 @@
+//! Southbound request paths of issue 10, against the real kernel: which way of
+//! sending netlink changes is fastest, measured in one run (docs/southbound.md).
+//!
+//! `cargo bench --bench southbound` (root) prints:
+//! (1) 100k neighbour entries (`noarp extern_learn`, 198.18.0.0/15, on a
+//!     macvlan over a bridge, each way in a fresh namespace) installed by
+//!     (a) `ip -batch` (the floor: one acked request at a time),
+//!     (b) the crate's `RequestSocket`: one acked request at a time, and
+//!         pipelined (`batch`, up to 256 requests per `sendmsg`),
+//!     (c) `rtnetlink` `Handle::request` with 64 / 256 / 1024 requests in flight;
+//! (2) 1000 gateway-style jobs (create macvlan, read it back, alias +
+//!     addr_gen_mode none, up, IPv4 + IPv6 + link-local address — the requests
+//!     dagw's executor sends per new gateway, sysctls aside) through
+//!     `rtnetlink` with every job in flight at once, against `RequestSocket`
+//!     one acked request at a time.
+//!
+//! Before the runs, 100k entries are installed and removed once (the
+//! neighbour hash table is global and only grows: the first run would pay for
+//! its growth). Each namespace is deleted and the machine left to go quiet
+//! before the next run. DAGW_SB_NEIGHS sets the entry count, DAGW_SB_GATEWAYS
+//! the job count, DAGW_SB_ROUNDS (default 2) the rounds of the whole set (order reversed on
+//! every other round).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Ns, Sysctls, batch, load1, sh, wait_quiet_within};
+use dagw::core::mac::Mac;
+use dagw::netlink::executor::synced_neigh_install;
+use dagw::netlink::socket::RequestSocket;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::RouteNetlinkMessage as R;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+};
+
+const DEVICE: &str = "gw0";
+
+fn neigh_ip(i: usize) -> Ipv4Addr {
+    // 198.18.0.0/15 past the device's own .1
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i as u32 + 2)
+}
+
+fn neigh_mac(i: usize) -> Mac {
+    let b = (i as u32).to_be_bytes();
+    Mac([0x02, 0x00, b[0], b[1], b[2], b[3]])
+}
+
+/// A namespace with one bridge and a macvlan `gw0` on it, as a gateway device.
+fn neigh_ns(name: &str) -> Ns {
+    let ns = Ns::new(name, 1);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "link add {DEVICE} link br1 address 00:00:5e:00:01:01 type macvlan mode private"
+    );
+    let _ = writeln!(s, "link set {DEVICE} addrgenmode none");
+    let _ = writeln!(s, "link set {DEVICE} up");
+    let _ = writeln!(s, "addr add 198.18.0.1/15 dev {DEVICE}");
+    batch(name, "ip", &s);
+    ns
+}
+
+/// Run `f` on a thread that lives in namespace `ns` (sockets opened there
+/// belong to it).
+fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn ifindex(sock: &mut RequestSocket, name: &str) -> u32 {
+    let mut q = LinkMessage::default();
+    q.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let r = sock
+        .request(R::GetLink(q), 0, &|| "get link".into())
+        .unwrap();
+    match r.first() {
+        Some(R::NewLink(l)) => l.header.index,
+        _ => panic!("{name}: no link"),
+    }
+}
+
+fn count_extern_learn(ns: &str) -> usize {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-4", "neigh", "show", "dev", DEVICE])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("extern_learn") && l.contains("NOARP"))
+        .count()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NeighWay {
+    IpBatch,
+    OneAtATime,
+    Pipelined,
+    Rtnetlink(usize),
+}
+
+impl NeighWay {
+    fn label(self) -> String {
+        match self {
+            NeighWay::IpBatch => "(a) ip -batch (floor)".into(),
+            NeighWay::OneAtATime => "(b) RequestSocket::request, 1 in flight".into(),
+            NeighWay::Pipelined => "(b) RequestSocket::batch, 256 per sendmsg".into(),
+            NeighWay::Rtnetlink(k) => format!("(c) rtnetlink Handle::request, {k} in flight"),
+        }
+    }
+}
+
+fn neigh_script(n: usize) -> String {
+    let mut s = String::with_capacity(n * 80);
+    for i in 0..n {
+        let _ = writeln!(
+            s,
+            "neigh replace {} lladdr {} dev {DEVICE} nud noarp extern_learn",
+            neigh_ip(i),
+            neigh_mac(i)
+        );
+    }
+    s
+}
+
+fn nl(msg: R, flags: u16) -> NetlinkMessage<R> {
+    let mut header = NetlinkHeader::default();
+    header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+    let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    m.finalize();
+    m
+}
+
+/// Send one request through rtnetlink and wait for its answer; the messages
+/// before the ack (a GetLink's reply) are returned. netlink-proto does not
+/// forward a plain ack: the stream ending without an error is success.
+async fn rt_request(mut handle: rtnetlink::Handle, msg: R, flags: u16) -> Result<Vec<R>, String> {
+    let mut answers = handle.request(nl(msg, flags)).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(m) = answers.next().await {
+        match m.payload {
+            NetlinkPayload::Error(e) => match e.code {
+                None => return Ok(out),
+                Some(code) => return Err(format!("errno {}", -code.get())),
+            },
+            NetlinkPayload::InnerMessage(inner) => out.push(inner),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Install `n` entries in the fresh namespace `ns` one way; the time of the
+/// install alone (messages built inside it; sockets opened outside).
+fn install(ns: &str, n: usize, way: NeighWay) -> Duration {
+    if way == NeighWay::IpBatch {
+        return batch(ns, "ip", &neigh_script(n));
+    }
+    in_ns(ns, || {
+        let mut sock = RequestSocket::open().unwrap();
+        let index = ifindex(&mut sock, DEVICE);
+        let msgs = |range: std::ops::Range<usize>| {
+            range.map(move |i| synced_neigh_install(index, IpAddr::V4(neigh_ip(i)), neigh_mac(i)))
+        };
+        match way {
+            NeighWay::IpBatch => unreachable!(),
+            NeighWay::OneAtATime => {
+                let t = Instant::now();
+                for (m, flags) in msgs(0..n) {
+                    sock.request(m, flags, &|| "neigh".into()).unwrap();
+                }
+                t.elapsed()
+            }
+            NeighWay::Pipelined => {
+                let t = Instant::now();
+                let results = sock.batch(msgs(0..n).collect());
+                let d = t.elapsed();
+                assert!(
+                    results.iter().all(|r| r.is_ok()),
+                    "a batched install failed"
+                );
+                d
+            }
+            NeighWay::Rtnetlink(in_flight) => {
+                let rt = runtime();
+                let _guard = rt.enter();
+                let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+                rt.spawn(conn);
+                rt.block_on(async {
+                    let t = Instant::now();
+                    let mut pending = FuturesUnordered::new();
+                    let mut todo = msgs(0..n);
+                    loop {
+                        while pending.len() < in_flight {
+                            let Some((m, flags)) = todo.next() else { break };
+                            pending.push(rt_request(handle.clone(), m, flags));
+                        }
+                        match pending.next().await {
+                            Some(r) => {
+                                r.unwrap();
+                            }
+                            None => break,
+                        }
+                    }
+                    t.elapsed()
+                })
+            }
+        }
+    })
+}
+
+// ---- (2) gateway-style jobs ----
+
+fn gw_v4(i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i as u32) * 16 + 1)
+}
+
+fn gw_v6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 1)
+}
+
+const LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x200, 0x5eff, 0xfe00, 0x101);
+
+fn create_msg(i: usize, parent: u32) -> R {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(format!("gw{i}")));
+    m.attributes.push(LinkAttribute::Link(parent));
+    m.attributes
+        .push(LinkAttribute::Address(vec![0, 0, 0x5e, 0, 1, 1]));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::MacVlan),
+        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+            MacVlanMode::Private,
+        )])),
+    ]));
+    R::NewLink(m)
+}
+
+fn get_msg(i: usize) -> R {
+    let mut q = LinkMessage::default();
+    q.attributes.push(LinkAttribute::IfName(format!("gw{i}")));
+    R::GetLink(q)
+}
+
+fn mark_msg(index: u32, i: usize) -> R {
+    let mut s = LinkMessage::default();
+    s.header.index = index;
+    s.attributes
+        .push(LinkAttribute::IfAlias(format!("dagw:vlanif{i}")));
+    s.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    R::SetLink(s)
+}
+
+fn up_msg(index: u32) -> R {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.header.change_mask = LinkFlags::Up;
+    m.header.flags = LinkFlags::Up;
+    R::SetLink(m)
+}
+
+fn addr_msgs(index: u32, i: usize) -> [R; 3] {
+    let v4 = {
+        let mut m = AddressMessage::default();
+        m.header.index = index;
+        m.header.family = AddressFamily::Inet;
+        m.header.prefix_len = 28;
+        m.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(gw_v4(i))));
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(gw_v4(i))));
+        R::NewAddress(m)
+    };
+    let v6 = |ip: Ipv6Addr| {
+        let mut m = AddressMessage::default();
+        m.header.index = index;
+        m.header.family = AddressFamily::Inet6;
+        m.header.prefix_len = 64;
+        if ip.is_unicast_link_local() {
+            m.header.scope = AddressScope::Link;
+        }
+        m.header.flags = AddressHeaderFlags::Nodad;
+        m.attributes.push(AddressAttribute::Address(IpAddr::V6(ip)));
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        R::NewAddress(m)
+    };
+    [v4, v6(gw_v6(i)), v6(LINK_LOCAL)]
+}
+
+fn index_of(answers: &[R]) -> u32 {
+    match answers.first() {
+        Some(R::NewLink(l)) => l.header.index,
+        _ => panic!("no link in the answer"),
+    }
+}
+
+const NEW: u16 = NLM_F_CREATE | NLM_F_EXCL;
+
+fn jobs_sequential(ns: &str, n: usize) -> Duration {
+    in_ns(ns, || {
+        let mut sock = RequestSocket::open().unwrap();
+        let parents: Vec<u32> = (1..=n)
+            .map(|i| ifindex(&mut sock, &format!("br{i}")))
+            .collect();
+        let what = || "job".to_string();
+        let t = Instant::now();
+        for i in 1..=n {
+            sock.request(create_msg(i, parents[i - 1]), NEW, &what)
+                .unwrap();
+            let index = index_of(&sock.request(get_msg(i), 0, &what).unwrap());
+            sock.request(mark_msg(index, i), 0, &what).unwrap();
+            sock.request(up_msg(index), 0, &what).unwrap();
+            for a in addr_msgs(index, i) {
+                sock.request(a, NEW, &what).unwrap();
+            }
+        }
+        t.elapsed()
+    })
+}
+
+async fn job(handle: rtnetlink::Handle, i: usize, parent: u32) -> Result<(), String> {
+    rt_request(handle.clone(), create_msg(i, parent), NEW).await?;
+    let index = index_of(&rt_request(handle.clone(), get_msg(i), 0).await?);
+    rt_request(handle.clone(), mark_msg(index, i), 0).await?;
+    rt_request(handle.clone(), up_msg(index), 0).await?;
+    for a in addr_msgs(index, i) {
+        rt_request(handle.clone(), a, NEW).await?;
+    }
+    Ok(())
+}
+
+fn jobs_rtnetlink(ns: &str, n: usize) -> Duration {
+    in_ns(ns, || {
+        let mut sock = RequestSocket::open().unwrap();
+        let parents: Vec<u32> = (1..=n)
+            .map(|i| ifindex(&mut sock, &format!("br{i}")))
+            .collect();
+        let rt = runtime();
+        let _guard = rt.enter();
+        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+        rt.spawn(conn);
+        rt.block_on(async {
+            let t = Instant::now();
+            let mut all: FuturesUnordered<_> = (1..=n)
+                .map(|i| job(handle.clone(), i, parents[i - 1]))
+                .collect();
+            while let Some(r) = all.next().await {
+                r.unwrap();
+            }
+            t.elapsed()
+        })
+    })
+}
+
+/// Devices up with their three addresses, as a check that both ways did the work.
+fn count_jobs_done(ns: &str) -> usize {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-o", "addr", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" gw") && l.contains("fe80::200:5eff:fe00:101/64"))
+        .count()
+}
+
+/// Let the kernel finish earlier work (namespace teardown) before a run; on
+/// a machine others use, at most 20 s, and the run is marked busy.
+fn settle() -> bool {
+    wait_quiet_within(0.05, Duration::from_secs(20))
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("southbound: run with `cargo bench --bench southbound` (needs root)");
+        return;
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED: southbound needs root (network namespaces)");
+        return;
+    }
+    let n = env_usize("DAGW_SB_NEIGHS", 100_000);
+    let gateways = env_usize("DAGW_SB_GATEWAYS", 1000);
+    let rounds = env_usize("DAGW_SB_ROUNDS", 2);
+    let _gc = Sysctls::raise_gc(2 * n + 1024);
+    sh(&["date", "-u"]);
+    sh(&["uptime"]);
+
+    // warm-up: the neighbour hash table grows once, outside any measurement
+    {
+        let ns = neigh_ns("dagwb-sb-warm");
+        batch(&ns.0, "ip", &neigh_script(n));
+    }
+    settle();
+
+    let mut ways = vec![
+        NeighWay::IpBatch,
+        NeighWay::OneAtATime,
+        NeighWay::Pipelined,
+        NeighWay::Rtnetlink(64),
+        NeighWay::Rtnetlink(256),
+        NeighWay::Rtnetlink(1024),
+    ];
+    for round in 1..=rounds {
+        println!("(1) {n} neighbour entries (noarp extern_learn) on one macvlan, round {round}");
+        let mut floor = None;
+        let mut rows = Vec::new();
+        for &way in &ways {
+            let ns = neigh_ns(&format!("dagwb-sb{}", rows.len()));
+            let quiet = settle();
+            let d = install(&ns.0, n, way);
+            let got = count_extern_learn(&ns.0);
+            assert_eq!(
+                got,
+                n,
+                "{}: {got} of {n} entries in the kernel",
+                way.label()
+            );
+            if way == NeighWay::IpBatch {
+                floor = Some(d);
+            }
+            rows.push((way, d, quiet, load1()));
+            drop(ns);
+            settle();
+        }
+        let floor = floor.unwrap().as_secs_f64();
+        for (way, d, quiet, load) in rows {
+            let s = d.as_secs_f64();
+            println!(
+                "    {:<46} {s:>8.3} s  {:>8.0} /s  {:>5.2}x ip -batch  load {load:.1}{}",
+                way.label(),
+                n as f64 / s,
+                s / floor,
+                if quiet { "" } else { " (machine busy)" }
+            );
+        }
+
+        println!(
+            "(2) {gateways} gateway-style jobs (create, get, alias + addrgenmode, up, 3 addresses: 7 requests each), round {round}"
+        );
+        let a = Ns::new("dagwb-sb-jobs-seq", gateways);
+        let b = Ns::new("dagwb-sb-jobs-rt", gateways);
+        let mut quiet = settle();
+        let (seq, rt) = if round % 2 == 1 {
+            let seq = jobs_sequential(&a.0, gateways);
+            quiet &= settle();
+            (seq, jobs_rtnetlink(&b.0, gateways))
+        } else {
+            let rt = jobs_rtnetlink(&b.0, gateways);
+            quiet &= settle();
+            (jobs_sequential(&a.0, gateways), rt)
+        };
+        if !quiet {
+            println!("    (machine busy: it did not go quiet within 20 s before a run)");
+        }
+        assert_eq!(
+            count_jobs_done(&a.0),
+            gateways,
+            "sequential jobs incomplete"
+        );
+        assert_eq!(count_jobs_done(&b.0), gateways, "rtnetlink jobs incomplete");
+        println!(
+            "    RequestSocket, one acked request at a time   {:>8.3} s",
+            seq.as_secs_f64()
+        );
+        println!(
+            "    rtnetlink, all {gateways} jobs in flight{:>width$}{:>8.3} s  {:.2}x",
+            "",
+            rt.as_secs_f64(),
+            rt.as_secs_f64() / seq.as_secs_f64(),
+            width = 20usize.saturating_sub(gateways.to_string().len())
+        );
+        drop(a);
+        drop(b);
+        settle();
+        ways.reverse();
+    }
+    let _ = std::io::stdout().flush();
+}
