@@ -20,7 +20,8 @@
 //!
 //! Addresses: 198.18.0.0/15 (benchmarking range) and 2001:db8::/32, inside
 //! namespaces only. Set DAGW_BENCH_SIZES=1,100 to run fewer sizes,
-//! DAGW_BENCH_INTERLEAVED=0 to skip the interleaved reference.
+//! DAGW_BENCH_INTERLEAVED=0 to skip the interleaved reference,
+//! DAGW_BENCH_BIN=PATH to measure another dagw binary.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -40,7 +41,11 @@ use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage as R;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dagw");
+/// The daemon under test: this build's, or DAGW_BENCH_BIN (to compare an
+/// older build in the same conditions).
+fn bin() -> String {
+    std::env::var("DAGW_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dagw").to_string())
+}
 
 fn v4(i: usize) -> Ipv4Addr {
     // 198.18.0.0/15 in /28s: 8192 subnets, gateway .1 of each
@@ -181,7 +186,15 @@ fn start_agent(ns: &str, n: usize) -> Agent {
     rx.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
     let t = Instant::now();
     let child = Command::new("ip")
-        .args(["netns", "exec", ns, BIN, "run", "-c", cfg.to_str().unwrap()])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            &bin(),
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+        ])
         .env("NOTIFY_SOCKET", &notify)
         .stderr(Stdio::null())
         .spawn()
@@ -323,7 +336,7 @@ fn print_latency(label: &str, lat: &mut [Duration]) {
 
 /// `dagw -s SOCKET status --json`, its output discarded.
 fn status_json(socket: &std::path::Path) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["-s", socket.to_str().unwrap(), "status", "--json"])
         .output()
         .unwrap();
@@ -346,6 +359,7 @@ fn main() {
     }
     sh(&["date", "-u"]);
     sh(&["uptime"]);
+    println!("dagw: {}", bin());
     let sizes: Vec<usize> = std::env::var("DAGW_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -454,7 +468,7 @@ fn main() {
         kept.push(ns);
     }
     let stripped = std::env::temp_dir().join("dagw-stripped");
-    std::fs::copy(BIN, &stripped).unwrap();
+    std::fs::copy(bin(), &stripped).unwrap();
     sh(&["strip", stripped.to_str().unwrap()]);
     let size = std::fs::metadata(&stripped).unwrap().len();
     println!(

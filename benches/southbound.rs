@@ -10,9 +10,12 @@
 //!     (c) `rtnetlink` `Handle::request` with 64 / 256 / 1024 requests in flight;
 //! (2) 1000 gateway-style jobs (create macvlan, read it back, alias +
 //!     addr_gen_mode none, up, IPv4 + IPv6 + link-local address — the requests
-//!     dagw's executor sends per new gateway, sysctls aside) through
-//!     `rtnetlink` with every job in flight at once, against `RequestSocket`
-//!     one acked request at a time.
+//!     dagw's executor sends per new gateway, sysctls aside) four ways:
+//!     `RequestSocket` one acked request at a time job after job (today's
+//!     executor) and phase after phase (all creates, then all reads, ...),
+//!     `RequestSocket::batch` phase after phase (indices from one link dump),
+//!     and `rtnetlink` with every job in flight at once; each in a fresh
+//!     namespace of 1000 bridges. Order of the ways reversed every other round.
 //!
 //! Before the runs, 100k entries are installed and removed once (the
 //! neighbour hash table is global and only grows: the first run would pay for
@@ -328,7 +331,42 @@ fn index_of(answers: &[R]) -> u32 {
 
 const NEW: u16 = NLM_F_CREATE | NLM_F_EXCL;
 
-fn jobs_sequential(ns: &str, n: usize) -> Duration {
+const JOB_WAYS: [JobWay; 4] = [
+    JobWay::JobAfterJob,
+    JobWay::PhaseAfterPhase,
+    JobWay::PhasesPipelined,
+    JobWay::Rtnetlink,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum JobWay {
+    /// dagw's executor today: gateway after gateway, one acked request at a time.
+    JobAfterJob,
+    /// The same requests, one at a time, phase after phase (all creates,
+    /// all reads, all marks, all ups, all addresses).
+    PhaseAfterPhase,
+    /// Phase after phase, each phase pipelined (`RequestSocket::batch`);
+    /// the indices from one link dump instead of 1000 reads.
+    PhasesPipelined,
+    /// `rtnetlink`, every job in flight at once.
+    Rtnetlink,
+}
+
+impl JobWay {
+    fn label(self) -> &'static str {
+        match self {
+            JobWay::JobAfterJob => "RequestSocket, job after job, 1 in flight",
+            JobWay::PhaseAfterPhase => "RequestSocket, phase after phase, 1 in flight",
+            JobWay::PhasesPipelined => "RequestSocket::batch per phase (+1 dump)",
+            JobWay::Rtnetlink => "rtnetlink, every job in flight",
+        }
+    }
+}
+
+fn jobs(ns: &str, n: usize, way: JobWay) -> Duration {
+    if way == JobWay::Rtnetlink {
+        return jobs_rtnetlink(ns, n);
+    }
     in_ns(ns, || {
         let mut sock = RequestSocket::open().unwrap();
         let parents: Vec<u32> = (1..=n)
@@ -336,15 +374,75 @@ fn jobs_sequential(ns: &str, n: usize) -> Duration {
             .collect();
         let what = || "job".to_string();
         let t = Instant::now();
-        for i in 1..=n {
-            sock.request(create_msg(i, parents[i - 1]), NEW, &what)
-                .unwrap();
-            let index = index_of(&sock.request(get_msg(i), 0, &what).unwrap());
-            sock.request(mark_msg(index, i), 0, &what).unwrap();
-            sock.request(up_msg(index), 0, &what).unwrap();
-            for a in addr_msgs(index, i) {
-                sock.request(a, NEW, &what).unwrap();
+        match way {
+            JobWay::JobAfterJob => {
+                for i in 1..=n {
+                    sock.request(create_msg(i, parents[i - 1]), NEW, &what)
+                        .unwrap();
+                    let index = index_of(&sock.request(get_msg(i), 0, &what).unwrap());
+                    sock.request(mark_msg(index, i), 0, &what).unwrap();
+                    sock.request(up_msg(index), 0, &what).unwrap();
+                    for a in addr_msgs(index, i) {
+                        sock.request(a, NEW, &what).unwrap();
+                    }
+                }
             }
+            JobWay::PhaseAfterPhase => {
+                for i in 1..=n {
+                    sock.request(create_msg(i, parents[i - 1]), NEW, &what)
+                        .unwrap();
+                }
+                let index: Vec<u32> = (1..=n)
+                    .map(|i| index_of(&sock.request(get_msg(i), 0, &what).unwrap()))
+                    .collect();
+                for i in 1..=n {
+                    sock.request(mark_msg(index[i - 1], i), 0, &what).unwrap();
+                }
+                for i in 1..=n {
+                    sock.request(up_msg(index[i - 1]), 0, &what).unwrap();
+                }
+                for i in 1..=n {
+                    for a in addr_msgs(index[i - 1], i) {
+                        sock.request(a, NEW, &what).unwrap();
+                    }
+                }
+            }
+            JobWay::PhasesPipelined => {
+                let ok = |r: Vec<Result<(), dagw::netlink::NetlinkError>>| {
+                    assert!(
+                        r.iter().all(|r| r.is_ok()),
+                        "a pipelined job request failed"
+                    );
+                };
+                ok(sock.batch(
+                    (1..=n)
+                        .map(|i| (create_msg(i, parents[i - 1]), NEW))
+                        .collect(),
+                ));
+                let mut by_name = std::collections::HashMap::new();
+                for m in sock
+                    .dump(R::GetLink(LinkMessage::default()), &what)
+                    .unwrap()
+                {
+                    if let R::NewLink(l) = m {
+                        for a in &l.attributes {
+                            if let LinkAttribute::IfName(name) = a {
+                                by_name.insert(name.clone(), l.header.index);
+                            }
+                        }
+                    }
+                }
+                let index: Vec<u32> = (1..=n).map(|i| by_name[&format!("gw{i}")]).collect();
+                ok(sock.batch((1..=n).map(|i| (mark_msg(index[i - 1], i), 0)).collect()));
+                ok(sock.batch((1..=n).map(|i| (up_msg(index[i - 1]), 0)).collect()));
+                ok(sock.batch(
+                    (1..=n)
+                        .flat_map(|i| addr_msgs(index[i - 1], i))
+                        .map(|a| (a, NEW))
+                        .collect(),
+                ));
+            }
+            JobWay::Rtnetlink => unreachable!(),
         }
         t.elapsed()
     })
@@ -397,9 +495,9 @@ fn count_jobs_done(ns: &str) -> usize {
 }
 
 /// Let the kernel finish earlier work (namespace teardown) before a run; on
-/// a machine others use, at most 20 s, and the run is marked busy.
+/// a machine others use, at most 10 s, and the run is marked busy.
 fn settle() -> bool {
-    wait_quiet_within(0.05, Duration::from_secs(20))
+    wait_quiet_within(0.05, Duration::from_secs(10))
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -407,6 +505,17 @@ fn env_usize(key: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// min and median of a way's runs.
+fn min_median(runs: &[Duration]) -> (f64, f64) {
+    let mut v: Vec<f64> = runs.iter().map(Duration::as_secs_f64).collect();
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2])
+}
+
+fn flag(quiet: bool) -> &'static str {
+    if quiet { "" } else { " (machine busy)" }
 }
 
 fn main() {
@@ -420,7 +529,7 @@ fn main() {
     }
     let n = env_usize("DAGW_SB_NEIGHS", 100_000);
     let gateways = env_usize("DAGW_SB_GATEWAYS", 1000);
-    let rounds = env_usize("DAGW_SB_ROUNDS", 2);
+    let rounds = env_usize("DAGW_SB_ROUNDS", 3).max(1);
     let _gc = Sysctls::raise_gc(2 * n + 1024);
     sh(&["date", "-u"]);
     sh(&["uptime"]);
@@ -440,14 +549,17 @@ fn main() {
         NeighWay::Rtnetlink(256),
         NeighWay::Rtnetlink(1024),
     ];
+    let mut neigh_runs: Vec<(NeighWay, Vec<Duration>)> =
+        ways.iter().map(|w| (*w, Vec::new())).collect();
+    let mut job_runs: Vec<(JobWay, Vec<Duration>)> =
+        JOB_WAYS.iter().map(|w| (*w, Vec::new())).collect();
     for round in 1..=rounds {
         println!("(1) {n} neighbour entries (noarp extern_learn) on one macvlan, round {round}");
-        let mut floor = None;
-        let mut rows = Vec::new();
-        for &way in &ways {
-            let ns = neigh_ns(&format!("dagwb-sb{}", rows.len()));
+        for (k, &way) in ways.iter().enumerate() {
+            let ns = neigh_ns(&format!("dagwb-sb{k}"));
             let quiet = settle();
             let d = install(&ns.0, n, way);
+            let load = load1();
             let got = count_extern_learn(&ns.0);
             assert_eq!(
                 got,
@@ -455,64 +567,78 @@ fn main() {
                 "{}: {got} of {n} entries in the kernel",
                 way.label()
             );
-            if way == NeighWay::IpBatch {
-                floor = Some(d);
-            }
-            rows.push((way, d, quiet, load1()));
-            drop(ns);
-            settle();
-        }
-        let floor = floor.unwrap().as_secs_f64();
-        for (way, d, quiet, load) in rows {
-            let s = d.as_secs_f64();
             println!(
-                "    {:<46} {s:>8.3} s  {:>8.0} /s  {:>5.2}x ip -batch  load {load:.1}{}",
+                "    {:<46} {:>8.3} s  {:>8.0} /s  load {load:.1}{}",
                 way.label(),
-                n as f64 / s,
-                s / floor,
-                if quiet { "" } else { " (machine busy)" }
+                d.as_secs_f64(),
+                n as f64 / d.as_secs_f64(),
+                flag(quiet)
             );
+            neigh_runs
+                .iter_mut()
+                .find(|r| r.0 == way)
+                .unwrap()
+                .1
+                .push(d);
+            drop(ns);
         }
-
         println!(
             "(2) {gateways} gateway-style jobs (create, get, alias + addrgenmode, up, 3 addresses: 7 requests each), round {round}"
         );
-        let a = Ns::new("dagwb-sb-jobs-seq", gateways);
-        let b = Ns::new("dagwb-sb-jobs-rt", gateways);
-        let mut quiet = settle();
-        let (seq, rt) = if round % 2 == 1 {
-            let seq = jobs_sequential(&a.0, gateways);
-            quiet &= settle();
-            (seq, jobs_rtnetlink(&b.0, gateways))
+        let job_ways: Vec<JobWay> = if round % 2 == 1 {
+            JOB_WAYS.to_vec()
         } else {
-            let rt = jobs_rtnetlink(&b.0, gateways);
-            quiet &= settle();
-            (jobs_sequential(&a.0, gateways), rt)
+            JOB_WAYS.iter().rev().copied().collect()
         };
-        if !quiet {
-            println!("    (machine busy: it did not go quiet within 20 s before a run)");
+        for (k, way) in job_ways.into_iter().enumerate() {
+            let ns = Ns::new(&format!("dagwb-sb-jobs{k}"), gateways);
+            let quiet = settle();
+            let d = jobs(&ns.0, gateways, way);
+            let load = load1();
+            assert_eq!(
+                count_jobs_done(&ns.0),
+                gateways,
+                "{}: jobs incomplete",
+                way.label()
+            );
+            println!(
+                "    {:<46} {:>8.3} s  load {load:.1}{}",
+                way.label(),
+                d.as_secs_f64(),
+                flag(quiet)
+            );
+            job_runs.iter_mut().find(|r| r.0 == way).unwrap().1.push(d);
+            drop(ns);
         }
-        assert_eq!(
-            count_jobs_done(&a.0),
-            gateways,
-            "sequential jobs incomplete"
-        );
-        assert_eq!(count_jobs_done(&b.0), gateways, "rtnetlink jobs incomplete");
-        println!(
-            "    RequestSocket, one acked request at a time   {:>8.3} s",
-            seq.as_secs_f64()
-        );
-        println!(
-            "    rtnetlink, all {gateways} jobs in flight{:>width$}{:>8.3} s  {:.2}x",
-            "",
-            rt.as_secs_f64(),
-            rt.as_secs_f64() / seq.as_secs_f64(),
-            width = 20usize.saturating_sub(gateways.to_string().len())
-        );
-        drop(a);
-        drop(b);
-        settle();
         ways.reverse();
     }
+
+    println!(
+        "summary over {rounds} round(s): min / median, and the ratio of each to the reference's"
+    );
+    let (fmin, fmed) = min_median(&neigh_runs[0].1);
+    println!("(1) {n} neighbour entries, reference (a) ip -batch");
+    for (way, runs) in &neigh_runs {
+        let (min, med) = min_median(runs);
+        println!(
+            "    {:<46} {min:>7.3} / {med:>7.3} s  {:>5.2}x / {:>5.2}x  ({:.0} /s at the median)",
+            way.label(),
+            min / fmin,
+            med / fmed,
+            n as f64 / med
+        );
+    }
+    let (bmin, bmed) = min_median(&job_runs[0].1);
+    println!("(2) {gateways} gateway-style jobs, reference: job after job, 1 in flight");
+    for (way, runs) in &job_runs {
+        let (min, med) = min_median(runs);
+        println!(
+            "    {:<46} {min:>7.3} / {med:>7.3} s  {:>5.2}x / {:>5.2}x",
+            way.label(),
+            min / bmin,
+            med / bmed
+        );
+    }
+    sh(&["uptime"]);
     let _ = std::io::stdout().flush();
 }
