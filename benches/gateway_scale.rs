@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Ns, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
+use common::{
+    Ns, batch, cpu_ticks, load1, percentile, proc_kb, sh, wait_quiet_within, wait_rtnl_free,
+};
 use dagw::core::kernel::{Addr, KernelEvent, OWNER_ALIAS_PREFIX};
 use dagw::netlink::executor::{GATEWAY_SYSCTLS, SVI_SYSCTLS};
 use dagw::netlink::socket::{RequestSocket, split};
@@ -344,6 +346,18 @@ fn status_json(socket: &std::path::Path) {
     assert!(out.stdout.len() > 100, "dagw status --json said nothing");
 }
 
+/// The namespace whose `lo` probes the RTNL lock (common::wait_rtnl_free).
+const PROBE_NS: &str = "dagwb-probe";
+
+/// Before a measurement: RTNL free (at most 60 s), then an idle CPU (at most
+/// 10 s: others build on this machine). The load is printed with the figures.
+fn settle() {
+    if !wait_rtnl_free(PROBE_NS, Duration::from_secs(60)) {
+        println!("    (RTNL still busy after 60 s: the next figure includes waits for it)");
+    }
+    wait_quiet_within(0.05, Duration::from_secs(10));
+}
+
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -360,6 +374,7 @@ fn main() {
     sh(&["date", "-u"]);
     sh(&["uptime"]);
     println!("dagw: {}", bin());
+    let _probe = Ns::new(PROBE_NS, 0);
     let sizes: Vec<usize> = std::env::var("DAGW_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -391,13 +406,13 @@ fn main() {
         let floor_ns = Ns::new(&format!("dagwb-floor{n}"), n);
         let ileave_ns = interleaved.then(|| Ns::new(&format!("dagwb-ileave{n}"), n));
         let ns = Ns::new(&format!("dagwb-agent{n}"), n);
-        wait_quiet(0.05);
+        settle();
         let fastest = floor(&floor_ns.0, n, fastest_scripts(n));
-        wait_quiet(0.05);
+        settle();
         let agent = start_agent(&ns.0, n);
         let rss_ready = proc_kb(agent.child.id(), "VmRSS:");
         let ileave = ileave_ns.as_ref().map(|ins| {
-            wait_quiet(0.05);
+            settle();
             floor(&ins.0, n, interleaved_scripts(n))
         });
         let ready = agent.ready_after.as_secs_f64();
@@ -409,9 +424,10 @@ fn main() {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{n:>6} {ready:>10.3} s {:>10.3} s {:>6.2}x {il:>14} {ilr:>7}",
+            "{n:>6} {ready:>10.3} s {:>10.3} s {:>6.2}x {il:>14} {ilr:>7}   load {:.1}",
             fastest.as_secs_f64(),
             ready / fastest.as_secs_f64(),
+            load1()
         );
         kept.push(floor_ns);
         kept.extend(ileave_ns);

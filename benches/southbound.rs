@@ -19,10 +19,12 @@
 //!
 //! Before the runs, 100k entries are installed and removed once (the
 //! neighbour hash table is global and only grows: the first run would pay for
-//! its growth). Each namespace is deleted and the machine left to go quiet
-//! before the next run. DAGW_SB_NEIGHS sets the entry count, DAGW_SB_GATEWAYS
-//! the job count, DAGW_SB_ROUNDS (default 2) the rounds of the whole set (order reversed on
-//! every other round).
+//! its growth). Each namespace is deleted after its run; before the next, the
+//! bench waits until the RTNL lock is free again (the teardown holds it) and
+//! briefly for an idle CPU, and marks a run that started without either. Each
+//! way's min and median over the rounds are printed at the end.
+//! DAGW_SB_NEIGHS sets the entry count, DAGW_SB_GATEWAYS the job count,
+//! DAGW_SB_ROUNDS (default 3) the rounds (order reversed every other round).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Ns, Sysctls, batch, load1, sh, wait_quiet_within};
+use common::{Ns, Sysctls, batch, load1, sh, wait_quiet_within, wait_rtnl_free};
 use dagw::core::mac::Mac;
 use dagw::netlink::executor::synced_neigh_install;
 use dagw::netlink::socket::RequestSocket;
@@ -494,10 +496,27 @@ fn count_jobs_done(ns: &str) -> usize {
         .count()
 }
 
-/// Let the kernel finish earlier work (namespace teardown) before a run; on
-/// a machine others use, at most 10 s, and the run is marked busy.
-fn settle() -> bool {
-    wait_quiet_within(0.05, Duration::from_secs(10))
+/// The namespace whose `lo` probes the RTNL lock (common::wait_rtnl_free).
+const PROBE_NS: &str = "dagwb-sb-probe";
+
+/// How the machine was when a run started.
+#[derive(Clone, Copy)]
+struct Quiet {
+    rtnl_free: bool,
+    cpu_idle: bool,
+}
+
+/// Let the kernel finish earlier work (a namespace's teardown holds RTNL for
+/// seconds) before a run: wait until RTNL is free (at most 60 s), then for an
+/// idle CPU (at most 5 s: others build on this machine); the run is marked
+/// when either never came.
+fn settle() -> Quiet {
+    let rtnl_free = wait_rtnl_free(PROBE_NS, Duration::from_secs(60));
+    let cpu_idle = wait_quiet_within(0.05, Duration::from_secs(5));
+    Quiet {
+        rtnl_free,
+        cpu_idle,
+    }
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -514,8 +533,13 @@ fn min_median(runs: &[Duration]) -> (f64, f64) {
     (v[0], v[v.len() / 2])
 }
 
-fn flag(quiet: bool) -> &'static str {
-    if quiet { "" } else { " (machine busy)" }
+fn flag(q: Quiet) -> &'static str {
+    match (q.rtnl_free, q.cpu_idle) {
+        (true, true) => "",
+        (true, false) => " (CPU busy)",
+        (false, true) => " (RTNL busy)",
+        (false, false) => " (RTNL and CPU busy)",
+    }
 }
 
 fn main() {
@@ -533,6 +557,7 @@ fn main() {
     let _gc = Sysctls::raise_gc(2 * n + 1024);
     sh(&["date", "-u"]);
     sh(&["uptime"]);
+    let _probe = Ns::new(PROBE_NS, 0);
 
     // warm-up: the neighbour hash table grows once, outside any measurement
     {

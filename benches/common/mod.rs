@@ -151,3 +151,43 @@ impl Drop for Sysctls {
         }
     }
 }
+
+/// Wait (at most `max_wait`) until the RTNL lock is free: a no-op link change
+/// (lo up, in the namespace `probe_ns`) answered within 1 ms ten times in a
+/// row, 50 ms apart. The kernel tears a deleted namespace down under RTNL in
+/// the background, for seconds with thousands of devices; a measurement
+/// started meanwhile waits for it on every request. CPU idleness cannot tell
+/// on a machine others use. False if it never went free.
+pub fn wait_rtnl_free(probe_ns: &str, max_wait: Duration) -> bool {
+    use netlink_packet_route::RouteNetlinkMessage as R;
+    use netlink_packet_route::link::{LinkFlags, LinkMessage};
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = std::fs::File::open(format!("/run/netns/{probe_ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let mut sock = dagw::netlink::socket::RequestSocket::open().unwrap();
+            let deadline = Instant::now() + max_wait;
+            let mut fast = 0;
+            while Instant::now() < deadline {
+                let mut m = LinkMessage::default();
+                m.header.index = 1; // lo
+                m.header.change_mask = LinkFlags::Up;
+                m.header.flags = LinkFlags::Up;
+                let t = Instant::now();
+                let _ = sock.request(R::SetLink(m), 0, &|| "probe".into());
+                if t.elapsed() < Duration::from_millis(1) {
+                    fast += 1;
+                    if fast >= 10 {
+                        return true;
+                    }
+                } else {
+                    fast = 0;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+        .join()
+        .unwrap()
+    })
+}
