@@ -19,9 +19,11 @@
 //!
 //! Before the runs, 100k entries are installed and removed once (the
 //! neighbour hash table is global and only grows: the first run would pay for
-//! its growth). Each namespace is deleted after its run; before the next, the
-//! bench waits until the RTNL lock is free again (the teardown holds it) and
-//! briefly for an idle CPU, and marks a run that started without either. Each
+//! its growth). Namespaces are kept until the end (their teardown would hold
+//! RTNL during a later run); a run's entries are removed with its device
+//! right after it. Before each run the bench waits until the RTNL lock is
+//! free and briefly for an idle CPU, and marks a run that started without
+//! either. Each
 //! way's min and median over the rounds are printed at the end.
 //! DAGW_SB_NEIGHS sets the entry count, DAGW_SB_GATEWAYS the job count,
 //! DAGW_SB_ROUNDS (default 3) the rounds (order reversed every other round).
@@ -560,13 +562,12 @@ fn main() {
     let _probe = Ns::new(PROBE_NS, 0);
 
     // warm-up: the neighbour hash table grows once, outside any measurement
-    {
-        let ns = neigh_ns("dagwb-sb-warm");
-        batch(&ns.0, "ip", &neigh_script(n));
-    }
+    let warm = neigh_ns("dagwb-sb-warm");
+    batch(&warm.0, "ip", &neigh_script(n));
+    sh(&["ip", "-n", &warm.0, "link", "del", DEVICE]);
     settle();
 
-    let mut ways = vec![
+    let mut ways = [
         NeighWay::IpBatch,
         NeighWay::OneAtATime,
         NeighWay::Pipelined,
@@ -574,6 +575,9 @@ fn main() {
         NeighWay::Rtnetlink(256),
         NeighWay::Rtnetlink(1024),
     ];
+    // every namespace is kept until the end: the kernel tears one down in
+    // the background, under RTNL, and that would land in a later run
+    let mut kept = Vec::new();
     let mut neigh_runs: Vec<(NeighWay, Vec<Duration>)> =
         ways.iter().map(|w| (*w, Vec::new())).collect();
     let mut job_runs: Vec<(JobWay, Vec<Duration>)> =
@@ -581,7 +585,7 @@ fn main() {
     for round in 1..=rounds {
         println!("(1) {n} neighbour entries (noarp extern_learn) on one macvlan, round {round}");
         for (k, &way) in ways.iter().enumerate() {
-            let ns = neigh_ns(&format!("dagwb-sb{k}"));
+            let ns = neigh_ns(&format!("dagwb-sb{round}-{k}"));
             let quiet = settle();
             let d = install(&ns.0, n, way);
             let load = load1();
@@ -616,7 +620,7 @@ fn main() {
             JOB_WAYS.iter().rev().copied().collect()
         };
         for (k, way) in job_ways.into_iter().enumerate() {
-            let ns = Ns::new(&format!("dagwb-sb-jobs{k}"), gateways);
+            let ns = Ns::new(&format!("dagwb-sb-jobs{round}-{k}"), gateways);
             let quiet = settle();
             let d = jobs(&ns.0, gateways, way);
             let load = load1();
@@ -633,7 +637,7 @@ fn main() {
                 flag(quiet)
             );
             job_runs.iter_mut().find(|r| r.0 == way).unwrap().1.push(d);
-            drop(ns);
+            kept.push(ns);
         }
         ways.reverse();
     }
@@ -666,4 +670,6 @@ fn main() {
     }
     sh(&["uptime"]);
     let _ = std::io::stdout().flush();
+    drop(kept);
+    drop(warm);
 }

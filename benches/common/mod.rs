@@ -153,8 +153,8 @@ impl Drop for Sysctls {
 }
 
 /// Wait (at most `max_wait`) until the RTNL lock is free: a no-op link change
-/// (lo up, in the namespace `probe_ns`) answered within 1 ms ten times in a
-/// row, 50 ms apart. The kernel tears a deleted namespace down under RTNL in
+/// (lo up, in the namespace `probe_ns`) answered within 1 ms twenty times in
+/// a row, 50 ms apart. The kernel tears a deleted namespace down under RTNL in
 /// the background, for seconds with thousands of devices; a measurement
 /// started meanwhile waits for it on every request. CPU idleness cannot tell
 /// on a machine others use. False if it never went free.
@@ -177,7 +177,7 @@ pub fn wait_rtnl_free(probe_ns: &str, max_wait: Duration) -> bool {
                 let _ = sock.request(R::SetLink(m), 0, &|| "probe".into());
                 if t.elapsed() < Duration::from_millis(1) {
                     fast += 1;
-                    if fast >= 10 {
+                    if fast >= 20 {
                         return true;
                     }
                 } else {
