@@ -36,8 +36,8 @@ use common::{
     Ns, batch, cpu_ticks, load1, percentile, proc_kb, sh, wait_quiet_within, wait_rtnl_free,
 };
 use dagw::core::kernel::{Addr, KernelEvent, OWNER_ALIAS_PREFIX};
-use dagw::netlink::executor::{GATEWAY_SYSCTLS, SVI_SYSCTLS};
 use dagw::netlink::socket::{RequestSocket, split};
+use dagw::netlink::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS};
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage as R;

@@ -37,7 +37,7 @@ mod common;
 
 use common::{Ns, Sysctls, batch, load1, sh, wait_quiet_within, wait_rtnl_free};
 use dagw::core::mac::Mac;
-use dagw::netlink::executor::synced_neigh_install;
+use dagw::netlink::messages::synced_neigh_install;
 use dagw::netlink::socket::RequestSocket;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -208,7 +208,7 @@ fn install(ns: &str, n: usize, way: NeighWay) -> Duration {
             }
             NeighWay::Pipelined => {
                 let t = Instant::now();
-                let results = sock.batch(msgs(0..n).collect());
+                let results = sock.batch(msgs(0..n).collect::<Vec<_>>());
                 let d = t.elapsed();
                 assert!(
                     results.iter().all(|r| r.is_ok()),
@@ -421,7 +421,7 @@ fn jobs(ns: &str, n: usize, way: JobWay) -> Duration {
                 ok(sock.batch(
                     (1..=n)
                         .map(|i| (create_msg(i, parents[i - 1]), NEW))
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 ));
                 let mut by_name = std::collections::HashMap::new();
                 for m in sock
@@ -437,13 +437,21 @@ fn jobs(ns: &str, n: usize, way: JobWay) -> Duration {
                     }
                 }
                 let index: Vec<u32> = (1..=n).map(|i| by_name[&format!("gw{i}")]).collect();
-                ok(sock.batch((1..=n).map(|i| (mark_msg(index[i - 1], i), 0)).collect()));
-                ok(sock.batch((1..=n).map(|i| (up_msg(index[i - 1]), 0)).collect()));
+                ok(sock.batch(
+                    (1..=n)
+                        .map(|i| (mark_msg(index[i - 1], i), 0))
+                        .collect::<Vec<_>>(),
+                ));
+                ok(sock.batch(
+                    (1..=n)
+                        .map(|i| (up_msg(index[i - 1]), 0))
+                        .collect::<Vec<_>>(),
+                ));
                 ok(sock.batch(
                     (1..=n)
                         .flat_map(|i| addr_msgs(index[i - 1], i))
                         .map(|a| (a, NEW))
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 ));
             }
             JobWay::Rtnetlink => unreachable!(),

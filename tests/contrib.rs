@@ -9,7 +9,7 @@ const RULES: &str = include_str!("../contrib/prometheus/dagw.rules.yml");
 const RULE_TESTS: &str = include_str!("../contrib/prometheus/dagw.rules.test.yml");
 /// Where the exposition's sample names are written.
 const EXPORTERS: [&str; 2] = [
-    include_str!("../src/daemon/mod.rs"),
+    include_str!("../src/daemon/northbound.rs"),
     include_str!("../src/telemetry/metrics.rs"),
 ];
 

@@ -145,12 +145,29 @@ impl AcceptBackoff {
     }
 }
 
-pub async fn serve(listener: UnixListener, tx: RequestTx, feed: broadcast::Sender<String>) {
+/// The daemon is stopping: every task watches this and ends its work.
+pub type Shutdown = tokio::sync::watch::Receiver<bool>;
+
+/// Resolves once the daemon began to stop.
+pub async fn stopping(shutdown: &mut Shutdown) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    tx: RequestTx,
+    feed: broadcast::Sender<String>,
+    mut shutdown: Shutdown,
+) {
     let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
     let monitors = Arc::new(Semaphore::new(MAX_MONITORS));
     let mut backoff = AcceptBackoff::default();
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopping(&mut shutdown) => return,
+        };
+        let stream = match accepted {
             Ok((s, _)) => {
                 backoff.succeeded();
                 s

@@ -6,8 +6,10 @@
 use std::net::IpAddr;
 
 use super::ifname::IfName;
+use super::kernel::NeighKey;
 use super::kernel::{Addr, AddrInfo, DAGW_PROTODOWN_REASON, Fdb, KernelEvent, KernelView, Link};
 use super::mac::Mac;
+use super::neigh::NeighAction;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -205,4 +207,40 @@ impl Action {
             Action::AppendFlood { vxlan, .. } | Action::DelFlood { vxlan, .. } => Some(vxlan),
         }
     }
+}
+
+/// Work for the kernel, as the node hands it to the southbound.
+#[derive(Debug)]
+pub enum Work {
+    /// One plan: in order, stopping at the first failure.
+    Actions(Vec<Action>),
+    /// Neighbour changes (ENOENT on removal counts as done). Compact until
+    /// sent: a big sync may queue tens of thousands.
+    Neighbours(Vec<(NeighKey, NeighAction)>),
+    /// A full dump of what dagw mirrors, into a fresh view.
+    Dump { clock_s: u32 },
+}
+
+/// What an action changed, beyond its own effect.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// A created or re-read link, to fold into the view.
+    pub link: Option<Link>,
+    /// Sysctls that had to be rewritten (drift when the device already existed).
+    pub sysctls_changed: u32,
+}
+
+/// A fresh view of the kernel, with the bridge-learned MACs it holds.
+pub struct Dumped {
+    pub view: KernelView,
+    pub learned: Vec<KernelEvent>,
+}
+
+/// Why the kernel did not carry an action out, as the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct KernelError {
+    /// The errno the kernel answered with, when it refused.
+    pub errno: Option<i32>,
+    pub message: String,
 }

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DelayMode, Gateway, GatewayKind, Ipv4Prefix, Ipv6Prefix, Prefixes};
+use crate::core::heartbeat::{GwEntry, NodePolicy};
 use crate::core::mac::Mac;
-use crate::peer::codec::{GwEntry, NodePolicy};
 
 /// A gateway as the peers match it: (kind 1 vlanif / 2 vbdif, id).
 pub type GwKey = (u8, u32);

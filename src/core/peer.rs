@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use crate::core::consistency::{Mismatch, compare};
-use crate::peer::codec::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, NodePolicy};
+use crate::core::heartbeat::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, NodePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {

@@ -6,19 +6,25 @@
 //!   messages are skipped and counted, never a panic).
 //! - [`observer`]: a listen-only socket with a large receive buffer, subscribed
 //!   before the initial dump; an overrun (ENOBUFS) asks for a full re-dump.
-//! - [`executor`]: carries out core [`Action`]s.
+//! - [`executor`]: carries out core [`Action`]s as a task of its own on the
+//!   `rtnetlink` crate, many plans in flight; results come back as reports.
+//! - [`bulk`]: neighbour batches and dumps on a thread with a blocking socket.
+//! - [`messages`], [`sysctl`]: what the changes are made of.
 //!
-//! rtnetlink does the kernel work inside `sendmsg`, so a request/ack round trip
-//! per change is the same cost model as `ip -batch`, which is the floor dagw's
-//! benchmarks compare against.
+//! rtnetlink does the kernel work inside `sendmsg`, so the kernel's cost per
+//! change is the same as `ip -batch`'s, which is the floor dagw's benchmarks
+//! compare against; keeping many requests in flight removes the round trips.
 //!
 //! [`KernelEvent`]: crate::core::kernel::KernelEvent
 //! [`Action`]: crate::core::action::Action
 
+pub mod bulk;
 pub mod decode;
 pub mod executor;
+pub mod messages;
 pub mod observer;
 pub mod socket;
+pub mod sysctl;
 
 use std::io;
 

@@ -106,10 +106,10 @@ impl RequestSocket {
     /// holds more acks than it can. Returns one result per request, in order.
     pub fn batch(
         &mut self,
-        msgs: Vec<(RouteNetlinkMessage, u16)>,
+        msgs: impl IntoIterator<Item = (RouteNetlinkMessage, u16)>,
     ) -> Vec<Result<(), NetlinkError>> {
         const BATCH: usize = 256;
-        let mut results = Vec::with_capacity(msgs.len());
+        let mut results = Vec::new();
         let mut it = msgs.into_iter().peekable();
         let mut out = Vec::with_capacity(BATCH * 128);
         while it.peek().is_some() {

@@ -19,11 +19,15 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(listener: TcpListener, tx: RequestTx) {
+pub async fn serve(listener: TcpListener, tx: RequestTx, mut shutdown: crate::control::Shutdown) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     let mut backoff = crate::control::AcceptBackoff::default();
     loop {
-        let mut stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = crate::control::stopping(&mut shutdown) => return,
+        };
+        let mut stream = match accepted {
             Ok((s, _)) => {
                 backoff.succeeded();
                 s

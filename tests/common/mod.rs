@@ -644,3 +644,4 @@ impl Drop for LineTap {
 }
 
 pub mod pair;
+pub mod storm;

@@ -345,6 +345,16 @@ pub fn alerts(tap: &LineTap, id: &str) -> Vec<Value> {
 
 /// Run `f` on a new thread that has entered the network namespace `ns`.
 pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in_netns(ns, f)
+        .join()
+        .expect("namespace thread panicked")
+}
+
+/// Start `f` on a new thread that has entered the network namespace `ns`.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     let path = format!("/var/run/netns/{}", ns.name);
     std::thread::spawn(move || {
         let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
@@ -353,8 +363,57 @@ pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 's
         assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
         f()
     })
-    .join()
-    .expect("namespace thread panicked")
+}
+
+/// An AF_PACKET tap on the IPv4 datagrams of the calling thread's namespace
+/// (the receiving sockets get them too); `recv` gives up after 200 ms.
+pub fn ipv4_tap() -> std::os::fd::OwnedFd {
+    let proto = (libc::ETH_P_IP as u16).to_be() as i32;
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto) };
+    assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh socket we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: setsockopt with a timeval of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    fd
+}
+
+/// One packet of an [`ipv4_tap`] into `buf`: its length, or None on timeout.
+pub fn tap_recv(tap: &std::os::fd::OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: recv into our buffer of the given length.
+    let n = unsafe { libc::recv(tap.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// The UDP payload of IPv4 packet `p` if it comes from `src` to port `dport`.
+pub fn udp_payload(p: &[u8], src: Ipv4Addr, dport: u16) -> Option<&[u8]> {
+    if p.len() < 28 || p[0] >> 4 != 4 || p[9] != 17 {
+        return None;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    if p[12..16] != src.octets() || p.len() < ihl + 8 {
+        return None;
+    }
+    let udp = &p[ihl..];
+    let dst_port = u16::from_be_bytes([udp[2], udp[3]]);
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if dst_port != dport || len < 8 || udp.len() < len {
+        return None;
+    }
+    Some(&udp[8..len])
 }
 
 /// Capture the UDP payloads of the first `count` IPv4 datagrams that arrive in
@@ -362,26 +421,7 @@ pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 's
 /// them too). Panics when they do not arrive within [`WAIT`].
 pub fn capture_udp(ns: &Netns, src: Ipv4Addr, dport: u16, count: usize) -> Vec<Vec<u8>> {
     in_netns(ns, move || {
-        let proto = (libc::ETH_P_IP as u16).to_be() as i32;
-        // SAFETY: plain socket(2); the fd is owned below.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto) };
-        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-        // SAFETY: fd is a fresh socket we own.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        // SAFETY: setsockopt with a timeval of the right size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
+        let tap = ipv4_tap();
         let deadline = Instant::now() + WAIT;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
@@ -391,26 +431,12 @@ pub fn capture_udp(ns: &Netns, src: Ipv4Addr, dport: u16, count: usize) -> Vec<V
                 "captured {} of {count} datagrams from {src}",
                 out.len()
             );
-            // SAFETY: recv into our buffer of the given length.
-            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n <= 0 {
+            let Some(n) = tap_recv(&tap, &mut buf) else {
                 continue;
+            };
+            if let Some(payload) = udp_payload(&buf[..n], src, dport) {
+                out.push(payload.to_vec());
             }
-            let p = &buf[..n as usize];
-            if p.len() < 28 || p[0] >> 4 != 4 || p[9] != 17 {
-                continue;
-            }
-            let ihl = usize::from(p[0] & 0x0f) * 4;
-            if p[12..16] != src.octets() || p.len() < ihl + 8 {
-                continue;
-            }
-            let udp = &p[ihl..];
-            let dst_port = u16::from_be_bytes([udp[2], udp[3]]);
-            let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-            if dst_port != dport || len < 8 || udp.len() < len {
-                continue;
-            }
-            out.push(udp[8..len].to_vec());
         }
         out
     })

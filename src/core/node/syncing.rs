@@ -1,4 +1,4 @@
-//! The daemon's side of the ARP/ND sync channel (issue 5): one session at a
+//! The node's side of the ARP/ND sync channel (issue 5): one session at a
 //! time with the peer (the lower address connects, the other accepts), a full
 //! bulk of our locally learned entries on every new session, then increments
 //! as the kernel reports them. What the kernel holds for each host follows
@@ -8,36 +8,23 @@
 //! period after the session ended.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use netlink_packet_route::RouteNetlinkMessage as R;
-use tokio::sync::{mpsc, watch};
-
-use super::Daemon;
+use super::{Effect, Node};
 use crate::config::GatewayKind;
 use crate::core::consistency::{ExactValues, GwConfig, GwKey};
 use crate::core::kernel::{KernelEvent, NeighKey as KKey};
 use crate::core::mac::Mac;
 use crate::core::neigh::{self, Held, Host, HostEvent, NeighAction, SyncNews};
-use crate::netlink::executor::{
-    neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
-};
-use crate::peer::auth::Keyring;
 use crate::sync::{
-    self, Admission, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Prefix, Role,
+    self, Admission, Change, Inbound, NeighEntry, NeighKey, Outbound, PeerTable, Prefix,
 };
 use crate::telemetry::{Kind, Notice, ids};
 
 /// Synced entries outlive a lost session this long (a restart of the peer's
 /// agent or a short outage must not flush the table).
 pub const GRACE: Duration = Duration::from_secs(30);
-/// Outbound increments queued for the session; a peer that takes none of
-/// them for this long is reset (and gets a fresh bulk), not buffered for.
-const OUTBOUND_QUEUE: usize = 256;
-const INBOUND_QUEUE: usize = 64;
-const RECONNECT_MIN: Duration = Duration::from_millis(200);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Refused peer entries are alerted at most this often.
 const REFUSED_ALERT_EVERY: Duration = Duration::from_secs(60);
 
@@ -53,13 +40,11 @@ pub struct NeighChange {
 /// A MAC as one bridge knows it: (bridge ifindex, MAC).
 type BridgeMac = (u32, Mac);
 
-pub enum SyncEvent {
-    Session(mpsc::Sender<Outbound>),
-    Msg(Inbound),
-}
-
-pub struct SyncRuntime {
-    pub outbound: Option<mpsc::Sender<Outbound>>,
+/// The sync channel as the node keeps it: the peer's admitted entries and
+/// where the session is.
+pub struct SyncNode {
+    /// A session is up and takes what we send.
+    pub session_open: bool,
     pub table: PeerTable,
     /// Refusals already alerted, and when: the alert is rate-limited.
     refused_alerted: (u64, Option<Instant>),
@@ -76,116 +61,22 @@ pub struct SyncRuntime {
     pub peer_gateways: ExactValues,
     /// Our gateways' exact values as sent in this session (None: not yet).
     announced: Option<Vec<GwConfig>>,
-    keys: watch::Sender<Keyring>,
-    task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for SyncRuntime {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// One session after another, forever: connect (or accept), run, back off.
-async fn manage(
-    local: IpAddr,
-    peer: SocketAddr,
-    node: String,
-    keys: watch::Receiver<Keyring>,
-    events: mpsc::Sender<SyncEvent>,
-) {
-    let role = if sync::is_client(local, peer.ip()) {
-        Role::Client
-    } else {
-        Role::Server
-    };
-    let listener = match role {
-        Role::Server => match crate::peer::net::tcp_listener(SocketAddr::new(local, peer.port())) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::error!(
-                    "sync channel: cannot listen on {local}:{}: {e}",
-                    peer.port()
-                );
-                return;
-            }
-        },
-        Role::Client => None,
-    };
-    let mut backoff = RECONNECT_MIN;
-    loop {
-        let stream = match &listener {
-            Some(l) => sync::accept_from(l, peer.ip()).await,
-            None => sync::connect(peer, local).await,
-        };
-        let Ok(stream) = stream else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RECONNECT_MAX);
-            continue;
-        };
-        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let (in_tx, mut in_rx) = mpsc::channel(INBOUND_QUEUE);
-        if events.send(SyncEvent::Session(out_tx)).await.is_err() {
-            return;
+impl SyncNode {
+    fn new(admission: Admission) -> SyncNode {
+        SyncNode {
+            session_open: false,
+            table: PeerTable::new(admission),
+            refused_alerted: (0, None),
+            bulk_complete: false,
+            bulks_received: 0,
+            sessions: 0,
+            grace_until: None,
+            established: false,
+            peer_gateways: ExactValues::default(),
+            announced: None,
         }
-        let keyring = keys.borrow().clone();
-        let session = tokio::spawn(sync::run_session(
-            stream,
-            role,
-            keyring,
-            node.clone(),
-            out_rx,
-            in_tx,
-        ));
-        let started = Instant::now();
-        while let Some(m) = in_rx.recv().await {
-            // awaiting here is the back-pressure: the session stops reading TCP
-            if events.send(SyncEvent::Msg(m)).await.is_err() {
-                session.abort();
-                return;
-            }
-        }
-        let _ = session.await;
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff = RECONNECT_MIN;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(RECONNECT_MAX);
-    }
-}
-
-impl SyncRuntime {
-    pub fn start(
-        local: IpAddr,
-        peer: SocketAddr,
-        node: String,
-        keyring: Keyring,
-        admission: Admission,
-    ) -> (SyncRuntime, mpsc::Receiver<SyncEvent>) {
-        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
-        let (keys, keys_rx) = watch::channel(keyring);
-        let task = tokio::spawn(manage(local, peer, node, keys_rx, tx));
-        (
-            SyncRuntime {
-                outbound: None,
-                table: PeerTable::new(admission),
-                refused_alerted: (0, None),
-                bulk_complete: false,
-                bulks_received: 0,
-                sessions: 0,
-                grace_until: None,
-                established: false,
-                peer_gateways: ExactValues::default(),
-                announced: None,
-                keys,
-                task,
-            },
-            rx,
-        )
-    }
-
-    pub fn set_keys(&self, k: Keyring) {
-        let _ = self.keys.send(k);
     }
 }
 
@@ -196,20 +87,15 @@ fn kind_id(k: GatewayKind) -> (u8, u32) {
     }
 }
 
-impl Daemon {
+impl Node {
     /// Start (or restart) the sync channel for the configured peer.
     pub(super) fn start_sync(&mut self) {
         self.sync = None;
-        let Some(p) = &self.peer else { return };
-        let (rt, rx) = SyncRuntime::start(
-            p.cfg.local,
-            SocketAddr::new(p.cfg.address, p.cfg.port),
-            self.cfg.node.name.clone(),
-            p.link.keys.clone(),
-            self.admission(),
-        );
-        self.sync = Some(rt);
-        self.sync_rx_pending = Some(rx);
+        if self.peer.is_none() {
+            return;
+        }
+        self.sync = Some(SyncNode::new(self.admission()));
+        self.out.push(Effect::SyncStart);
     }
 
     /// The keys of our configured gateways.
@@ -225,7 +111,7 @@ impl Daemon {
         let values: Vec<GwConfig> = self.gateways.iter().map(|g| GwConfig::of(&g.cfg)).collect();
         let Some(s) = self.sync.as_mut() else { return };
         s.peer_gateways.retain(|k| ours.contains(&k));
-        if s.outbound.is_some() && s.announced.as_ref() != Some(&values) {
+        if s.session_open && s.announced.as_ref() != Some(&values) {
             s.announced = Some(values.clone());
             self.send_outbound(Outbound::Gateways(values));
         }
@@ -346,13 +232,15 @@ impl Daemon {
     }
 
     fn send_outbound(&mut self, msg: Outbound) {
-        let Some(s) = self.sync.as_mut() else { return };
-        let Some(tx) = &s.outbound else { return };
-        if tx.try_send(msg).is_err() {
-            // The peer does not keep up (or the session ended): reset rather
-            // than buffer; the next session starts with a full bulk.
-            s.outbound = None;
-            tracing::warn!("sync channel: the peer does not keep up; resetting the session");
+        if self.sync.as_ref().is_some_and(|s| s.session_open) {
+            self.out.push(Effect::SyncSend(msg));
+        }
+    }
+
+    /// The daemon reset a session that could not take what was sent.
+    pub(super) fn on_sync_reset(&mut self) {
+        if let Some(s) = self.sync.as_mut() {
+            s.session_open = false;
         }
     }
 
@@ -370,7 +258,7 @@ impl Daemon {
     }
 
     fn sync_local_changes(&mut self, changes: &[NeighChange], devs: &HashMap<u32, (u8, u32)>) {
-        if self.sync.as_ref().is_none_or(|s| s.outbound.is_none()) {
+        if self.sync.as_ref().is_none_or(|s| !s.session_open) {
             return;
         }
         let mut adds = Vec::new();
@@ -409,19 +297,23 @@ impl Daemon {
         }
     }
 
-    pub(super) fn on_sync_event(&mut self, ev: SyncEvent, now: Instant) {
+    /// A new sync session is up: our whole table goes first, then our
+    /// gateways' exact values.
+    pub(super) fn on_sync_session(&mut self, now: Instant) {
         let Some(s) = self.sync.as_mut() else { return };
-        match ev {
-            SyncEvent::Session(tx) => {
-                s.outbound = Some(tx);
-                s.bulk_complete = false;
-                s.sessions += 1;
-                s.announced = None;
-                let bulk = self.local_entries_for_sync();
-                self.send_outbound(Outbound::Bulk(bulk));
-                self.announce_gateways(now);
-            }
-            SyncEvent::Msg(m) => {
+        s.session_open = true;
+        s.bulk_complete = false;
+        s.sessions += 1;
+        s.announced = None;
+        let bulk = self.local_entries_for_sync();
+        self.send_outbound(Outbound::Bulk(bulk));
+        self.announce_gateways(now);
+    }
+
+    pub(super) fn on_sync_message(&mut self, m: Inbound, now: Instant) {
+        let Some(s) = self.sync.as_mut() else { return };
+        {
+            {
                 let mut reconcile_kernel = false;
                 let mut changes = Vec::new();
                 s.table.apply(&m, &mut changes);
@@ -472,7 +364,7 @@ impl Daemon {
                         }
                     }
                     Inbound::Closed(reason) => {
-                        s.outbound = None;
+                        s.session_open = false;
                         s.announced = None;
                         s.peer_gateways.abandon();
                         s.bulk_complete = false;
@@ -544,7 +436,7 @@ impl Daemon {
         hosts: impl IntoIterator<Item = KKey>,
         event: HostEvent,
         devs: &HashMap<u32, (u8, u32)>,
-    ) -> Vec<(R, u16)> {
+    ) -> Vec<(KKey, NeighAction)> {
         let aging_s = self.aging_s();
         let table = self.sync.as_ref().map(|s| &s.table);
         // without a sync channel at all, pinned copies are leftovers
@@ -573,30 +465,21 @@ impl Daemon {
             let behind = |mac: Mac| self.behind_member(k.ifindex, mac);
             let now_s = self.view.clock_s;
             let effects = host.handle(event, now_s, aging_s, behind);
-            msgs.push(match effects.kernel {
-                None => continue,
-                Some(NeighAction::Pin(mac)) => synced_neigh_install(k.ifindex, k.ip, mac),
-                Some(NeighAction::Own(mac)) => own_neigh_install(k.ifindex, k.ip, mac),
-                Some(NeighAction::Unpin) => synced_neigh_remove(k.ifindex, k.ip),
-                Some(NeighAction::Probe) => neigh_probe(k.ifindex, k.ip),
-            });
+            if let Some(a) = effects.kernel {
+                msgs.push((k, a));
+            }
         }
         msgs
     }
 
-    fn run_neigh_batch(&mut self, msgs: Vec<(R, u16)>) {
+    fn run_neigh_batch(&mut self, msgs: Vec<(KKey, NeighAction)>) {
         if msgs.is_empty() {
             return;
         }
-        let failed = self
-            .exec
-            .neigh_batch(msgs)
-            .into_iter()
-            .filter(|r| r.is_err())
-            .count();
-        if failed > 0 {
-            tracing::warn!("sync: {failed} neighbour changes refused by the kernel");
-        }
+        self.submit(
+            super::Purpose::Quiet,
+            crate::core::action::Work::Neighbours(msgs),
+        );
     }
 
     /// The peer's changes, as kernel keys of the gateways this switch has.

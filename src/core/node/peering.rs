@@ -1,70 +1,34 @@
-//! The daemon's side of the peer relationship: the UDP heartbeat socket, and
-//! what the daemon does with what the peer machine concludes (alerts, roles,
-//! strict-mode holds, split-brain and peer-link recovery holds).
+//! The peer relationship: what a heartbeat round says of this switch, and
+//! what the node does with what the peer machine concludes (alerts, roles,
+//! strict-mode holds, split-brain and peer-link recovery holds). The
+//! heartbeat's socket, keys and anti-replay are the daemon's
+//! (`daemon::heartbeat`).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::Daemon;
-use crate::config::{self, Gateway, GatewayKind, Peer};
+use super::{Effect, Node};
+use crate::config::{Gateway, GatewayKind, Peer};
 use crate::core::consistency::{self, GwConfig, Mismatch, PeerConfig};
 use crate::core::gateway::{GwState, HoldReason};
+use crate::core::heartbeat::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, MAX_ENTRIES};
 use crate::core::member::MemberHoldReason;
 use crate::core::peer::{LinkState, PeerChange, PeerMachine, PeerState, Role};
-use crate::peer::auth::{Key, Keyring};
-use crate::peer::codec::{FLAG_DRAINED, FLAG_GOODBYE, GwEntry, Heartbeat, MAX_ENTRIES, MAX_PACKET};
-use crate::peer::link::{DropReason, PeerLink, random_epoch};
 use crate::telemetry::{Kind, Notice, ids};
 
 /// Counts a peer claims are bounded before use: no gateway holds more.
 pub const MAX_PEER_COUNT: u32 = 1 << 20;
-/// At most one log line per drop reason in this period.
-const DROP_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-pub struct PeerRuntime {
+/// The peer relationship as the node keeps it: the liveness and role
+/// machine and the configuration differences found.
+pub struct PeerNode {
     pub cfg: Peer,
     pub machine: PeerMachine,
-    pub link: PeerLink,
-    /// The keys as last read from the key files (the link may have dropped
-    /// the previous one since): a reload re-keys only when these change.
-    configured_keys: Keyring,
-    pub socket: Option<std::sync::Arc<tokio::net::UdpSocket>>,
     pub mismatches: Vec<Mismatch>,
-    drop_logged: [Option<Instant>; DropReason::ALL.len()],
-    drop_suppressed: [u64; DropReason::ALL.len()],
-    /// When we last answered a `stale` packet at once (at most once an interval).
-    prompt_answered: Option<Instant>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PeerSetupError {
-    #[error("peer key: {0}")]
-    Key(#[from] config::KeyFileError),
-    #[error("random epoch from /dev/urandom: {0}")]
-    Random(std::io::Error),
-    #[error("heartbeat socket {addr}: {source}")]
-    Socket {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-pub fn keyring(cfg: &Peer) -> Result<Keyring, PeerSetupError> {
-    let current = Key::new(config::read_key_file(&cfg.key_file)?);
-    let previous = match &cfg.previous_key_file {
-        Some(p) => Some(Key::new(config::read_key_file(p)?)),
-        None => None,
-    };
-    Ok(Keyring { current, previous })
-}
-
-impl PeerRuntime {
-    /// A relationship with a random epoch of ours (docs/protocol.md, "Freshness").
-    pub fn new(cfg: &Peer, node: &str, now: Instant) -> Result<Self, PeerSetupError> {
-        let keys = keyring(cfg)?;
-        let peer = SocketAddr::new(cfg.address, cfg.port);
-        let epoch = random_epoch().map_err(PeerSetupError::Random)?;
-        Ok(PeerRuntime {
+impl PeerNode {
+    pub fn new(cfg: &Peer, node: &str, now: Instant) -> Self {
+        PeerNode {
             cfg: cfg.clone(),
             machine: PeerMachine::new(
                 cfg.interval,
@@ -73,32 +37,7 @@ impl PeerRuntime {
                 cfg.priority.min(255) as u8,
                 now,
             ),
-            configured_keys: keys.clone(),
-            link: PeerLink::new(keys, cfg.local, peer, node, epoch),
-            socket: None,
             mismatches: Vec::new(),
-            drop_logged: [None; DropReason::ALL.len()],
-            drop_suppressed: [0; DropReason::ALL.len()],
-            prompt_answered: None,
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.cfg.local, self.cfg.port)
-    }
-
-    /// Rate-limited log of a dropped packet; true when this one should be logged.
-    fn should_log_drop(&mut self, r: DropReason, now: Instant) -> Option<u64> {
-        let i = DropReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
-        match self.drop_logged[i] {
-            Some(t) if now.duration_since(t) < DROP_LOG_PERIOD => {
-                self.drop_suppressed[i] += 1;
-                None
-            }
-            _ => {
-                self.drop_logged[i] = Some(now);
-                Some(std::mem::take(&mut self.drop_suppressed[i]))
-            }
         }
     }
 }
@@ -114,95 +53,52 @@ pub fn entry(g: &Gateway, state: GwState, arp: u32, nd: u32) -> GwEntry {
     GwConfig::of(g).entry(state, arp, nd)
 }
 
-/// Wait for a datagram; never ready without a socket.
-pub async fn recv(
-    sock: Option<&tokio::net::UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Daemon {
-    /// Bind the heartbeat socket; returns a handle for receiving.
-    pub(super) fn bind_peer(
-        &mut self,
-    ) -> Result<Option<std::sync::Arc<tokio::net::UdpSocket>>, PeerSetupError> {
-        let Some(p) = self.peer.as_mut() else {
-            return Ok(None);
-        };
-        let addr = p.local_addr();
-        let s = std::sync::Arc::new(
-            crate::peer::net::udp(addr)
-                .map_err(|source| PeerSetupError::Socket { addr, source })?,
-        );
-        p.socket = Some(s.clone());
-        Ok(Some(s))
-    }
-
+impl Node {
     /// A reload: keys are re-read; a changed address or port starts the
     /// relationship afresh; other settings apply in place.
-    pub(super) fn update_peer(&mut self, new: &crate::config::Config, now: Instant) {
-        let fresh = |p: &Peer, node: &str| PeerRuntime::new(p, node, now);
+    /// A reload: a changed address or port starts the relationship afresh
+    /// (a new sync channel too); other settings apply in place; new keys
+    /// re-key the sync channel.
+    pub(super) fn update_peer(
+        &mut self,
+        new: &crate::config::Config,
+        keys_changed: bool,
+        now: Instant,
+    ) {
         match (&mut self.peer, &new.peer) {
-            (_, None) => {
+            (None, None) => {}
+            (Some(_), None) => {
                 self.peer = None;
                 self.sync = None;
+                self.out.push(Effect::PeerStop);
+                self.out.push(Effect::SyncStop);
             }
             (Some(rt), Some(p))
                 if rt.cfg.local == p.local
                     && rt.cfg.address == p.address
                     && rt.cfg.port == p.port =>
             {
-                let mut rekey = None;
-                match keyring(p) {
-                    Ok(k) => {
-                        if !k.same_as(&rt.configured_keys) {
-                            rt.configured_keys = k.clone();
-                            rt.link.keys = k.clone();
-                            rekey = Some(k);
-                        }
-                    }
-                    Err(e) => tracing::warn!("peer keys not re-read: {e}"),
-                }
                 rt.machine.interval = p.interval;
                 rt.machine.multiplier = p.multiplier;
                 rt.machine.local_priority = p.priority.min(255) as u8;
                 rt.cfg = p.clone();
-                if let Some(k) = rekey {
-                    self.rekey_sync(k);
+                if keys_changed {
+                    self.rekey_sync();
                 }
             }
-            (_, Some(p)) => match fresh(p, &new.node.name) {
-                Ok(rt) => {
-                    self.peer = Some(rt);
-                    if let Err(e) = self.bind_peer() {
-                        self.emit(Notice::new(
-                            Kind::Alert,
-                            ids::APPLY_FAILED,
-                            "peer",
-                            e.to_string(),
-                        ));
-                    }
-                    // a new peer (or a new address or port): a new sync
-                    // channel too, not only at start-up
-                    self.start_sync();
-                }
-                Err(e) => self.emit(Notice::new(
-                    Kind::Alert,
-                    ids::APPLY_FAILED,
-                    "peer",
-                    e.to_string(),
-                )),
-            },
+            (_, Some(p)) => {
+                self.peer = Some(PeerNode::new(p, &new.node.name, now));
+                self.out.push(Effect::PeerStart(Box::new(p.clone())));
+                // a new peer (or a new address or port): a new sync
+                // channel too, not only at start-up
+                self.start_sync();
+            }
         }
         self.apply_strict_holds(now);
         self.apply_split_brain(now);
     }
 
-    pub(super) fn heartbeat_period(&self) -> Duration {
+    pub fn heartbeat_period(&self) -> Duration {
         self.peer
             .as_ref()
             .map(|p| p.cfg.interval)
@@ -226,6 +122,72 @@ impl Daemon {
             .collect()
     }
 
+    /// This switch's heartbeat round: as many pages as the gateways need
+    /// (the daemon seals and sends each). None without a peer.
+    pub fn heartbeat_round(&self) -> Vec<Heartbeat> {
+        let Some(p) = self.peer.as_ref() else {
+            return Vec::new();
+        };
+        let entries = self.local_entries();
+        let degraded = self.gateways.iter().any(|g| g.last_error.is_some());
+        let link_state = self.peer_link_state();
+        let policy = consistency::node_policy(&self.cfg);
+        let flags = if self.drained { FLAG_DRAINED } else { 0 };
+        let pages = entries.len().div_ceil(MAX_ENTRIES).max(1);
+        (0..pages)
+            .map(|page| {
+                let mut hb = Heartbeat {
+                    priority: p.machine.local_priority,
+                    health: u8::from(degraded),
+                    health_reasons: u32::from(degraded),
+                    peer_link: link_state.wire(),
+                    page: page as u16,
+                    pages: pages as u16,
+                    policy: Some(policy),
+                    flags,
+                    ..Default::default()
+                };
+                for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
+                    let _ = hb.gateways.push(*e);
+                }
+                hb
+            })
+            .collect()
+    }
+
+    /// A clean stop's last word: the peer reports us down at once
+    /// (`peer-shutdown`) instead of after interval × multiplier.
+    pub fn goodbye(&self) -> Option<Heartbeat> {
+        let p = self.peer.as_ref()?;
+        Some(Heartbeat {
+            priority: p.machine.local_priority,
+            peer_link: self.peer_link_state().wire(),
+            page: 0,
+            pages: 1,
+            flags: FLAG_GOODBYE,
+            ..Default::default()
+        })
+    }
+
+    /// An authenticated, fresh heartbeat page from the peer.
+    pub(super) fn on_heartbeat(
+        &mut self,
+        hb: &Heartbeat,
+        rtt: Option<Duration>,
+        previous_key_retired: bool,
+        now: Instant,
+    ) {
+        let Some(p) = self.peer.as_mut() else { return };
+        if rtt.is_some() {
+            p.machine.rtt = rtt;
+        }
+        let changes = p.machine.on_heartbeat(hb, now);
+        if previous_key_retired {
+            self.previous_key_retired();
+        }
+        self.on_peer_changes(changes, now);
+    }
+
     pub(super) fn peer_link_state(&self) -> LinkState {
         let Some(p) = &self.peer else {
             return LinkState::NotConfigured;
@@ -239,148 +201,38 @@ impl Daemon {
         }
     }
 
-    /// Send one heartbeat round: as many pages as the gateways need.
-    pub(super) async fn send_heartbeat(&mut self) {
-        let entries = self.local_entries();
-        let degraded = self.gateways.iter().any(|g| g.last_error.is_some());
-        let link_state = self.peer_link_state();
-        let policy = consistency::node_policy(&self.cfg);
-        let flags = if self.drained { FLAG_DRAINED } else { 0 };
-        let Some(p) = self.peer.as_mut() else { return };
-        let Some(sock) = p.socket.as_ref() else {
-            return;
-        };
-        let pages = entries.len().div_ceil(MAX_ENTRIES).max(1);
-        let mut buf = [0u8; MAX_PACKET];
-        for page in 0..pages {
-            let mut hb = Heartbeat {
-                priority: p.machine.local_priority,
-                health: u8::from(degraded),
-                health_reasons: u32::from(degraded),
-                peer_link: link_state.wire(),
-                page: page as u16,
-                pages: pages as u16,
-                policy: Some(policy),
-                flags,
-                ..Default::default()
-            };
-            for (_, e) in entries.iter().skip(page * MAX_ENTRIES).take(MAX_ENTRIES) {
-                let _ = hb.gateways.push(*e);
-            }
-            if let Some(n) = p.link.seal(&mut hb, Instant::now(), &mut buf) {
-                // a lost heartbeat is what the dead interval is for
-                let _ = sock.send_to(&buf[..n], p.link.peer).await;
-            }
-        }
-    }
-
-    /// A clean stop: one authenticated goodbye, so the peer reports us down
-    /// at once (`peer-shutdown`) instead of after interval × multiplier.
-    /// Sent twice, a few ms apart, against a lost datagram; the second is
-    /// refused as a replay if the first arrived.
-    pub(super) async fn send_goodbye(&mut self) {
-        let link_state = self.peer_link_state();
-        let Some(p) = self.peer.as_mut() else { return };
-        let Some(sock) = p.socket.as_ref() else {
-            return;
-        };
-        let mut buf = [0u8; MAX_PACKET];
-        for _ in 0..2 {
-            let mut hb = Heartbeat {
-                priority: p.machine.local_priority,
-                peer_link: link_state.wire(),
-                page: 0,
-                pages: 1,
-                flags: FLAG_GOODBYE,
-                ..Default::default()
-            };
-            hb.gateways.clear();
-            if let Some(n) = p.link.seal(&mut hb, Instant::now(), &mut buf) {
-                let _ = sock.send_to(&buf[..n], p.link.peer).await;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    pub(super) fn on_datagram(&mut self, pkt: &[u8], from: SocketAddr, now: Instant) {
-        let Some(p) = self.peer.as_mut() else { return };
-        match p.link.admit(pkt, from, now) {
-            Ok((hb, rtt)) => {
-                if rtt.is_some() {
-                    p.machine.rtt = rtt;
-                }
-                let retired = p.link.take_previous_retired();
-                let changes = p.machine.on_heartbeat(&hb, now);
-                if retired {
-                    self.previous_key_retired();
-                }
-                self.on_peer_changes(changes, now);
-            }
-            Err(reason) => {
-                if reason == DropReason::Stale
-                    && p.prompt_answered
-                        .is_none_or(|t| now.duration_since(t) >= p.cfg.interval)
-                {
-                    // the peer (re)started: our answer carries its proof
-                    p.prompt_answered = Some(now);
-                    self.heartbeat_now = true;
-                }
-                if let Some(suppressed) = p.should_log_drop(reason, now) {
-                    let total = p.link.counters.dropped(reason);
-                    let id = if reason == DropReason::BadMac {
-                        ids::PEER_AUTH_FAILED
-                    } else {
-                        ids::PEER_PACKET_DROPPED
-                    };
-                    self.emit(
-                        Notice::new(
-                            Kind::Alert,
-                            id,
-                            from.to_string(),
-                            format!("dropped a heartbeat from {from}: {}", reason.as_str()),
-                        )
-                        .with("reason", reason.as_str())
-                        .with("total", total)
-                        .with("suppressed", suppressed),
-                    );
-                }
-            }
-        }
-    }
-
     /// The peer authenticated with our current key: `previous_key_file` is
     /// refused from now on (until a reload reads it again), on the sync
     /// channel too, whose live session is re-keyed.
     fn previous_key_retired(&mut self) {
         let Some(p) = self.peer.as_ref() else { return };
-        let keys = p.link.keys.clone();
         let file = p
             .cfg
             .previous_key_file
             .as_ref()
             .map(|f| f.display().to_string())
             .unwrap_or_default();
-        self.emit(
-            Notice::new(
-                Kind::Alert,
-                ids::PEER_KEY_RETIRED,
-                p.cfg.address.to_string(),
-                format!(
-                    "the peer authenticated with the current key; the previous key ({file}) is refused from now on: remove previous_key_file"
-                ),
-            )
-            .with("previous_key_file", file.clone()),
-        );
-        self.rekey_sync(keys);
+        let n = Notice::new(
+            Kind::Alert,
+            ids::PEER_KEY_RETIRED,
+            p.cfg.address.to_string(),
+            format!(
+                "the peer authenticated with the current key; the previous key ({file}) is refused from now on: remove previous_key_file"
+            ),
+        )
+        .with("previous_key_file", file.clone());
+        self.emit(n);
+        self.rekey_sync();
     }
 
-    /// Give the sync channel new keys; a live session (keyed from the old
-    /// ones) ends, and the next one runs its handshake on the new keys.
-    fn rekey_sync(&mut self, keys: Keyring) {
+    /// Give the sync channel the current keys; a live session (keyed from
+    /// the old ones) ends, and the next one runs its handshake on the new
+    /// keys.
+    fn rekey_sync(&mut self) {
         if let Some(s) = self.sync.as_mut() {
-            s.set_keys(keys);
-            // dropping the sender ends the session (docs/sync.md, API)
-            s.outbound = None;
+            // the daemon drops the session's sender (docs/sync.md, API)
+            s.session_open = false;
+            self.out.push(Effect::SyncRekey);
         }
     }
 
@@ -424,7 +276,7 @@ impl Daemon {
                 .unwrap_or_default();
             match c {
                 PeerChange::State(PeerState::Up) => {
-                    self.heartbeat_now = true;
+                    self.out.push(Effect::HeartbeatNow);
                     self.emit(
                         Notice::new(
                             Kind::Alert,
@@ -463,10 +315,9 @@ impl Daemon {
                     );
                     if let Some(p) = self.peer.as_mut() {
                         p.mismatches.clear();
-                        // nothing the peer sent before this may bring it back
-                        let next = random_epoch().unwrap_or(p.link.epoch().wrapping_add(1));
-                        p.link.restart(next);
                     }
+                    // nothing the peer sent before this may bring it back
+                    self.out.push(Effect::HeartbeatRestart);
                     self.apply_strict_holds(now);
                 }
                 PeerChange::Role(r) => {
@@ -649,7 +500,7 @@ impl Daemon {
                     ),
                 )
                 .with("reason", m.reason());
-                self.telemetry.emit(n);
+                self.out.push(Effect::Notice(n));
             }
             self.reconcile_members(now);
         }
@@ -679,10 +530,11 @@ impl Daemon {
             m.hold_for(delay, MemberHoldReason::PeerLinkRecovery, now);
         }
         for m in self.members.iter().filter(|m| m.hold.is_some()) {
-            self.emit(super::hold_start_notice(m, now));
+            self.out
+                .push(Effect::Notice(super::members::hold_start_notice(m, now)));
         }
         self.reconcile_members(now);
-        self.save_member_records();
+        self.save_member_records(now);
     }
 
     pub(super) fn peer_deadline(&self) -> Option<Instant> {
