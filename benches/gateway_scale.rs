@@ -246,6 +246,9 @@ fn wait_idle(pid: u32) {
     }
 }
 
+/// How long a drift sample waits for the re-add.
+const RESTORE_WAIT_S: i64 = 10;
+
 /// Which address a drift sample deletes.
 #[derive(Clone, Copy, PartialEq)]
 enum Family {
@@ -270,6 +273,14 @@ fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duratio
     ] {
         events.add_membership(group).unwrap();
     }
+    // a daemon that never restores must not hang the bench: such a deletion
+    // is reported and the next one measured
+    nix::sys::socket::setsockopt(
+        &events,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(RESTORE_WAIT_S, 0),
+    )
+    .unwrap();
     let mut req = RequestSocket::open().unwrap();
     let links = req
         .dump(R::GetLink(Default::default()), &|| "links".into())
@@ -309,7 +320,10 @@ fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duratio
         let t = Instant::now();
         'wait: loop {
             buf.clear();
-            events.recv(&mut buf, 0).unwrap();
+            if events.recv(&mut buf, 0).is_err() {
+                println!("    gw{i}: {} not restored within {RESTORE_WAIT_S} s", ip);
+                break 'wait;
+            }
             for msg in split(&buf).into_iter().flatten() {
                 if let NetlinkPayload::InnerMessage(inner) = &msg.payload
                     && let Some(KernelEvent::AddrAdded(idx, Addr { ip: got, .. }, _)) =
@@ -330,6 +344,10 @@ fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duratio
 }
 
 fn print_latency(label: &str, lat: &mut [Duration]) {
+    if lat.is_empty() {
+        println!("{label}: none restored");
+        return;
+    }
     lat.sort();
     println!(
         "{label} ({}): p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
