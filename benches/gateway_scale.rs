@@ -1,41 +1,61 @@
-//! Gateway benchmarks of issue 3, against the real kernel in network namespaces.
+//! Gateway benchmarks of issues 3 and 10, against the real kernel in network
+//! namespaces.
 //!
 //! `cargo bench --bench gateway_scale` (root) prints:
 //! (a) start-up reconcile of N gateways (vMAC + one IPv4 + one IPv6 each) —
 //!     daemon start to systemd READY, which dagw sends after the first full
-//!     reconcile — beside `ip -batch` + `bridge -batch` doing the same kernel work
-//!     (macvlan, addrgenmode none, up, IPv4, IPv6 nodad, link-local nodad, vMAC
-//!     FDB entry) in a fresh namespace in the same run, and the ratio;
-//! (b) drift correction latency: an address deleted from 1000 gateways one by
-//!     one, time from the deletion's ack to the kernel's event of the re-add;
-//! (c) the daemon's RSS with 4094 gateways; (d) stripped binary size;
+//!     reconcile — beside the floor: the same kernel work (macvlan, alias +
+//!     addr_gen_mode none, up, IPv4, IPv6 nodad, link-local nodad, vMAC FDB
+//!     entry, and the sysctl writes of `GATEWAY_SYSCTLS` / `SVI_SYSCTLS`) by
+//!     `ip -batch` + `bridge -batch` + sysctl writes in the kernel's fastest
+//!     order (all links, then all addresses, then FDB entries, then sysctls),
+//!     in a fresh namespace in the same run, and the ratio; for reference the
+//!     same work gateway after gateway (issue 3's floor);
+//! (b) drift correction latency: one address deleted on each of 200 distinct
+//!     gateways spread over the largest size (IPv4 and IPv6 alternately),
+//!     time from the deletion's ack to the kernel's event of the re-add;
+//! (c) the daemon's RSS at the largest size: at READY, and after
+//!     `dagw status --json` was served 5 times; (d) stripped binary size;
 //! (e) idle wake-ups (voluntary context switches) over 30 s.
 //!
 //! Addresses: 198.18.0.0/15 (benchmarking range) and 2001:db8::/32, inside
-//! namespaces only. Set DAGW_BENCH_SIZES=1,100 to run fewer sizes.
+//! namespaces only. Set DAGW_BENCH_SIZES=1,100 to run fewer sizes,
+//! DAGW_BENCH_INTERLEAVED=0 to skip the interleaved reference,
+//! DAGW_BENCH_BIN=PATH to measure another dagw binary.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Ns, batch, cpu_ticks, percentile, proc_kb, sh, wait_quiet};
-use dagw::core::kernel::{Addr, KernelEvent};
+use common::{
+    Ns, batch, cpu_ticks, load1, percentile, proc_kb, sh, wait_quiet_within, wait_rtnl_free,
+};
+use dagw::core::kernel::{Addr, KernelEvent, OWNER_ALIAS_PREFIX};
 use dagw::netlink::socket::{RequestSocket, split};
+use dagw::netlink::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS};
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage as R;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dagw");
+/// The daemon under test: this build's, or DAGW_BENCH_BIN (to compare an
+/// older build in the same conditions).
+fn bin() -> String {
+    std::env::var("DAGW_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dagw").to_string())
+}
 
 fn v4(i: usize) -> Ipv4Addr {
     // 198.18.0.0/15 in /28s: 8192 subnets, gateway .1 of each
     Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i as u32) * 16 + 1)
+}
+
+fn v6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 1)
 }
 
 fn config(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
@@ -55,22 +75,96 @@ fn config(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
     p
 }
 
-fn floor_script(n: usize) -> (String, String) {
+/// The device's alias dagw sets (`dagw:` + the gateway's name).
+fn alias(i: usize) -> String {
+    format!("{OWNER_ALIAS_PREFIX}vlanif{i}")
+}
+
+/// The kernel work dagw does for gateway `i`, as `ip` lines: create the
+/// macvlan, alias + addr_gen_mode none (one message, as dagw sends it), up;
+/// then the IPv4, IPv6 and link-local addresses.
+fn link_lines(i: usize) -> [String; 3] {
+    [
+        format!("link add gw{i} link br{i} address 00:00:5e:00:01:01 type macvlan mode private"),
+        format!("link set gw{i} alias {} addrgenmode none", alias(i)),
+        format!("link set gw{i} up"),
+    ]
+}
+
+fn addr_lines(i: usize) -> [String; 3] {
+    [
+        format!("addr add {}/28 dev gw{i}", v4(i)),
+        format!("addr add 2001:db8:{i:x}::1/64 dev gw{i} nodad"),
+        format!("addr add fe80::200:5eff:fe00:101/64 dev gw{i} nodad"),
+    ]
+}
+
+fn fdb_line(i: usize) -> String {
+    format!("fdb add 00:00:5e:00:01:01 dev br{i} self local")
+}
+
+/// The kernel's fastest order (issue 10): every link first (create,
+/// alias + addr_gen_mode none, up), then every address, then the FDB entries.
+fn fastest_scripts(n: usize) -> (String, String) {
     let mut ip = String::new();
-    let mut br = String::new();
     for i in 1..=n {
-        let _ = writeln!(
-            ip,
-            "link add gw{i} link br{i} address 00:00:5e:00:01:01 type macvlan mode private"
-        );
-        let _ = writeln!(ip, "link set gw{i} addrgenmode none");
-        let _ = writeln!(ip, "link set gw{i} up");
-        let _ = writeln!(ip, "addr add {}/28 dev gw{i}", v4(i));
-        let _ = writeln!(ip, "addr add 2001:db8:{i:x}::1/64 dev gw{i} nodad");
-        let _ = writeln!(ip, "addr add fe80::200:5eff:fe00:101/64 dev gw{i} nodad");
-        let _ = writeln!(br, "fdb add 00:00:5e:00:01:01 dev br{i} self local");
+        for l in link_lines(i) {
+            let _ = writeln!(ip, "{l}");
+        }
     }
+    for i in 1..=n {
+        for l in addr_lines(i) {
+            let _ = writeln!(ip, "{l}");
+        }
+    }
+    let br: String = (1..=n).map(|i| fdb_line(i) + "\n").collect();
     (ip, br)
+}
+
+/// The same work gateway after gateway (the floor of issue 3).
+fn interleaved_scripts(n: usize) -> (String, String) {
+    let mut ip = String::new();
+    for i in 1..=n {
+        for l in link_lines(i).into_iter().chain(addr_lines(i)) {
+            let _ = writeln!(ip, "{l}");
+        }
+    }
+    let br: String = (1..=n).map(|i| fdb_line(i) + "\n").collect();
+    (ip, br)
+}
+
+/// The sysctl writes dagw does per gateway: `GATEWAY_SYSCTLS` on the device,
+/// `SVI_SYSCTLS` on its bridge, written from a thread inside `ns`.
+fn sysctl_writes(ns: &str, n: usize) -> Duration {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let t = Instant::now();
+            for i in 1..=n {
+                for (device, set) in [
+                    (format!("gw{i}"), GATEWAY_SYSCTLS),
+                    (format!("br{i}"), SVI_SYSCTLS),
+                ] {
+                    for (family, key, value) in set {
+                        std::fs::write(
+                            format!("/proc/sys/net/{family}/conf/{device}/{key}"),
+                            value,
+                        )
+                        .unwrap();
+                    }
+                }
+            }
+            t.elapsed()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// `ip -batch` + `bridge -batch` + sysctl writes in `ns`, timed as one.
+fn floor(ns: &str, n: usize, (ip, br): (String, String)) -> Duration {
+    batch(ns, "ip", &ip) + batch(ns, "bridge", &br) + sysctl_writes(ns, n)
 }
 
 struct Agent {
@@ -94,7 +188,15 @@ fn start_agent(ns: &str, n: usize) -> Agent {
     rx.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
     let t = Instant::now();
     let child = Command::new("ip")
-        .args(["netns", "exec", ns, BIN, "run", "-c", cfg.to_str().unwrap()])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            &bin(),
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+        ])
         .env("NOTIFY_SOCKET", &notify)
         .stderr(Stdio::null())
         .spawn()
@@ -144,15 +246,41 @@ fn wait_idle(pid: u32) {
     }
 }
 
-/// (b): delete each gateway's IPv4 address once and time the re-add.
-fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
+/// How long a drift sample waits for the re-add.
+const RESTORE_WAIT_S: i64 = 10;
+
+/// Which address a drift sample deletes.
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// (b): one deletion on each of `gateways` (distinct), alternating the
+/// gateway's IPv4 and its global IPv6 address; per deletion, the time from
+/// its ack to the kernel's event of the re-add, and from the request (the
+/// daemon, woken by the deletion's event on the other core, may re-add
+/// before this side has read its ack: then the first figure is only the
+/// time to read an event already queued).
+fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duration)> {
     let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
     events.bind_auto().unwrap();
-    events
-        .add_membership(dagw::netlink::RTNLGRP_IPV4_IFADDR)
-        .unwrap();
+    for group in [
+        dagw::netlink::RTNLGRP_IPV4_IFADDR,
+        dagw::netlink::RTNLGRP_IPV6_IFADDR,
+    ] {
+        events.add_membership(group).unwrap();
+    }
+    // a daemon that never restores must not hang the bench: such a deletion
+    // is reported and the next one measured
+    nix::sys::socket::setsockopt(
+        &events,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(RESTORE_WAIT_S, 0),
+    )
+    .unwrap();
     let mut req = RequestSocket::open().unwrap();
     let links = req
         .dump(R::GetLink(Default::default()), &|| "links".into())
@@ -163,22 +291,39 @@ fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
             index.insert(l.name, l.index);
         }
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(gateways.len());
     let mut buf = Vec::with_capacity(64 * 1024);
-    for i in 1..=n {
+    for (k, &i) in gateways.iter().enumerate() {
         let ifindex = index[format!("gw{i}").as_str()];
-        let ip = IpAddr::V4(v4(i));
+        let family = if k % 2 == 0 { Family::V4 } else { Family::V6 };
         let mut m = AddressMessage::default();
-        m.header.family = AddressFamily::Inet;
         m.header.index = ifindex;
-        m.header.prefix_len = 28;
-        m.attributes.push(AddressAttribute::Local(ip));
+        let ip = match family {
+            Family::V4 => {
+                m.header.family = AddressFamily::Inet;
+                m.header.prefix_len = 28;
+                let ip = IpAddr::V4(v4(i));
+                m.attributes.push(AddressAttribute::Local(ip));
+                ip
+            }
+            Family::V6 => {
+                m.header.family = AddressFamily::Inet6;
+                m.header.prefix_len = 64;
+                let ip = IpAddr::V6(v6(i));
+                m.attributes.push(AddressAttribute::Address(ip));
+                ip
+            }
+        };
+        let sent = Instant::now();
         req.request(R::DelAddress(m), 0, &|| "delete".into())
             .unwrap();
         let t = Instant::now();
         'wait: loop {
             buf.clear();
-            events.recv(&mut buf, 0).unwrap();
+            if events.recv(&mut buf, 0).is_err() {
+                println!("    gw{i}: {} not restored within {RESTORE_WAIT_S} s", ip);
+                break 'wait;
+            }
             for msg in split(&buf).into_iter().flatten() {
                 if let NetlinkPayload::InnerMessage(inner) = &msg.payload
                     && let Some(KernelEvent::AddrAdded(idx, Addr { ip: got, .. }, _)) =
@@ -186,13 +331,57 @@ fn drift_latency(ns: &str, n: usize) -> Vec<Duration> {
                     && idx == ifindex
                     && got == ip
                 {
-                    out.push(t.elapsed());
+                    out.push((family, t.elapsed(), sent.elapsed()));
                     break 'wait;
                 }
             }
         }
+        // let the daemon digest the event of its own re-add before the next
+        // deletion: each sample is one drift on an otherwise idle daemon
+        std::thread::sleep(Duration::from_millis(5));
     }
     out
+}
+
+fn print_latency(label: &str, lat: &mut [Duration]) {
+    if lat.is_empty() {
+        println!("{label}: none restored");
+        return;
+    }
+    lat.sort();
+    println!(
+        "{label} ({}): p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        lat.len(),
+        percentile(lat, 0.5).as_secs_f64() * 1e3,
+        percentile(lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().unwrap().as_secs_f64() * 1e3
+    );
+}
+
+/// `dagw -s SOCKET status --json`, its output discarded.
+fn status_json(socket: &std::path::Path) {
+    let out = Command::new(bin())
+        .args(["-s", socket.to_str().unwrap(), "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dagw status --json failed");
+    assert!(out.stdout.len() > 100, "dagw status --json said nothing");
+}
+
+/// The namespace whose `lo` probes the RTNL lock (common::wait_rtnl_free).
+const PROBE_NS: &str = "dagwb-probe";
+
+/// Before a measurement: RTNL free (at most 60 s), then an idle CPU (at most
+/// 10 s: others build on this machine). The load is printed with the figures.
+fn settle() {
+    if !wait_rtnl_free(PROBE_NS, Duration::from_secs(60)) {
+        println!("    (RTNL still busy after 60 s: the next figure includes waits for it)");
+    }
+    wait_quiet_within(0.05, Duration::from_secs(10));
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
 }
 
 fn main() {
@@ -204,59 +393,110 @@ fn main() {
         println!("SKIPPED: gateway_scale needs root (network namespaces)");
         return;
     }
-    // more neighbours/routes than the defaults in the init namespace are not needed here
+    sh(&["date", "-u"]);
+    sh(&["uptime"]);
+    println!("dagw: {}", bin());
+    let _probe = Ns::new(PROBE_NS, 0);
     let sizes: Vec<usize> = std::env::var("DAGW_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 100, 1000, 4094]);
+    // the per-gateway order of issue 3, as a second reference (costs the
+    // most time of the run at 4094): DAGW_BENCH_INTERLEAVED=0 skips it
+    let interleaved = std::env::var("DAGW_BENCH_INTERLEAVED").map_or(true, |v| v != "0");
     println!(
-        "(a) start-up reconcile: dagw (start -> READY) vs ip -batch + bridge -batch, same kernel work"
+        "(a) start-up reconcile: dagw (start -> READY) vs the same kernel work by ip -batch + bridge -batch + sysctl writes"
     );
     println!(
-        "{:>6} {:>12} {:>12} {:>7}",
-        "gws", "dagw", "ip -batch", "ratio"
+        "    floor: the kernel's fastest order (all links, then all addresses, then FDB entries, then sysctls)"
     );
-    let mut rss_4094 = None;
+    if interleaved {
+        println!(
+            "    interleaved: the same work gateway after gateway (issue 3's floor), for reference"
+        );
+    }
+    println!(
+        "{:>6} {:>12} {:>12} {:>7} {:>14} {:>7}",
+        "gws", "dagw", "floor", "ratio", "interleaved", "ratio"
+    );
+    let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut kept = Vec::new();
     for &n in &sizes {
-        // Both namespaces are built first and kept until the end: the kernel
+        // All namespaces are built first and kept until the end: the kernel
         // tears a namespace down in the background, and that work would
         // otherwise land inside the next measurement.
         let floor_ns = Ns::new(&format!("dagwb-floor{n}"), n);
+        let ileave_ns = interleaved.then(|| Ns::new(&format!("dagwb-ileave{n}"), n));
         let ns = Ns::new(&format!("dagwb-agent{n}"), n);
-        wait_quiet(0.05);
-        let floor = {
-            let (ip, br) = floor_script(n);
-            batch(&floor_ns.0, "ip", &ip) + batch(&floor_ns.0, "bridge", &br)
-        };
-        wait_quiet(0.05);
+        settle();
+        let fastest = floor(&floor_ns.0, n, fastest_scripts(n));
+        settle();
         let agent = start_agent(&ns.0, n);
-        kept.push(floor_ns);
-        if n == 4094 {
-            rss_4094 = Some(proc_kb(agent.child.id(), "VmRSS:"));
-        }
-        let ratio = agent.ready_after.as_secs_f64() / floor.as_secs_f64();
+        let rss_ready = proc_kb(agent.child.id(), "VmRSS:");
+        let ileave = ileave_ns.as_ref().map(|ins| {
+            settle();
+            floor(&ins.0, n, interleaved_scripts(n))
+        });
+        let ready = agent.ready_after.as_secs_f64();
+        let (il, ilr) = match ileave {
+            Some(d) => (
+                format!("{:.3} s", d.as_secs_f64()),
+                format!("{:.2}x", ready / d.as_secs_f64()),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{n:>6} {:>10.3} s {:>10.3} s {ratio:>6.2}x",
-            agent.ready_after.as_secs_f64(),
-            floor.as_secs_f64()
+            "{n:>6} {ready:>10.3} s {:>10.3} s {:>6.2}x {il:>14} {ilr:>7}   load {:.1}",
+            fastest.as_secs_f64(),
+            ready / fastest.as_secs_f64(),
+            load1()
         );
-        if n == *sizes.iter().max().unwrap() {
-            wait_idle(agent.child.id());
-            if n >= 1000 {
-                // (b) on this daemon: 1000 deletions, one per gateway
-                let mut lat =
-                    std::thread::scope(|s| s.spawn(|| drift_latency(&ns.0, 1000)).join().unwrap());
-                lat.sort();
-                println!(
-                    "(b) drift correction latency over {} address deletions: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-                    lat.len(),
-                    percentile(&lat, 0.5).as_secs_f64() * 1e3,
-                    percentile(&lat, 0.99).as_secs_f64() * 1e3,
-                    lat.last().unwrap().as_secs_f64() * 1e3
+        kept.push(floor_ns);
+        kept.extend(ileave_ns);
+        if n == largest {
+            let pid = agent.child.id();
+            wait_idle(pid);
+            // (c) memory: at READY, then after `dagw status --json` 5 times
+            let rss_idle = proc_kb(pid, "VmRSS:");
+            let socket = agent._dir.path().join("s.sock");
+            for _ in 0..5 {
+                status_json(&socket);
+            }
+            let rss_status = proc_kb(pid, "VmRSS:");
+            println!(
+                "(c) daemon RSS with {n} gateways: {:.1} MB at READY, {:.1} MB idle after it, {:.1} MB after 5 x `dagw status --json` (VmHWM {:.1} MB)",
+                mb(rss_ready),
+                mb(rss_idle),
+                mb(rss_status),
+                mb(proc_kb(pid, "VmHWM:"))
+            );
+            if n >= 200 {
+                // (b) on this daemon: 200 distinct gateways, spread over all
+                let picks: Vec<usize> = (0..200).map(|k| 1 + k * n / 200).collect();
+                let lat = std::thread::scope(|s| {
+                    s.spawn(|| drift_latency(&ns.0, &picks)).join().unwrap()
+                });
+                let mut all: Vec<Duration> = lat.iter().map(|(_, d, _)| *d).collect();
+                print_latency(
+                    &format!(
+                        "(b) drift correction latency, one deletion on each of 200 of {n} gateways, ack -> re-add event"
+                    ),
+                    &mut all,
+                );
+                for (family, label) in [(Family::V4, "IPv4"), (Family::V6, "IPv6")] {
+                    let mut d: Vec<Duration> = lat
+                        .iter()
+                        .filter(|(f, _, _)| *f == family)
+                        .map(|(_, d, _)| *d)
+                        .collect();
+                    print_latency(&format!("    {label} address deleted"), &mut d);
+                }
+                let mut from_request: Vec<Duration> = lat.iter().map(|(_, _, d)| *d).collect();
+                print_latency(
+                    "    the same from the deletion request (deletion included)",
+                    &mut from_request,
                 );
             }
-            let pid = agent.child.id();
             // (e) idle: let the event backlog settle, then count wake-ups
             std::thread::sleep(Duration::from_secs(2));
             let c0 = ctx_switches(pid);
@@ -270,14 +510,8 @@ fn main() {
         drop(agent);
         kept.push(ns);
     }
-    if let Some(kb) = rss_4094 {
-        println!(
-            "(c) daemon RSS with 4094 gateways: {:.1} MB",
-            kb as f64 / 1024.0
-        );
-    }
     let stripped = std::env::temp_dir().join("dagw-stripped");
-    std::fs::copy(BIN, &stripped).unwrap();
+    std::fs::copy(bin(), &stripped).unwrap();
     sh(&["strip", stripped.to_str().unwrap()]);
     let size = std::fs::metadata(&stripped).unwrap().len();
     println!(

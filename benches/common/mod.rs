@@ -78,8 +78,14 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// Wait (at most 120 s) until less than `busy_max` of the machine's CPU time
-/// was busy over a second.
-pub fn wait_quiet(busy_max: f64) {
+/// was busy over a second; false if the machine never went quiet.
+pub fn wait_quiet(busy_max: f64) -> bool {
+    wait_quiet_within(busy_max, Duration::from_secs(120))
+}
+
+/// [`wait_quiet`] for at most `max_wait`: on a machine others build on, the
+/// quiet may never come, and the figure is then marked instead.
+pub fn wait_quiet_within(busy_max: f64, max_wait: Duration) -> bool {
     let sample = || {
         let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let f: Vec<u64> = s
@@ -93,7 +99,7 @@ pub fn wait_quiet(busy_max: f64) {
         let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
         (f.iter().sum::<u64>(), idle)
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + max_wait;
     let mut a = sample();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
@@ -102,9 +108,18 @@ pub fn wait_quiet(busy_max: f64) {
         let busy = 1.0 - (b.1 - a.1) as f64 / total;
         a = b;
         if busy < busy_max {
-            return;
+            return true;
         }
     }
+    false
+}
+
+/// The 1-minute load average, for the record beside a figure.
+pub fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -135,4 +150,44 @@ impl Drop for Sysctls {
             let _ = std::fs::write(p, format!("{v}\n"));
         }
     }
+}
+
+/// Wait (at most `max_wait`) until the RTNL lock is free: a no-op link change
+/// (lo up, in the namespace `probe_ns`) answered within 1 ms twenty times in
+/// a row, 50 ms apart. The kernel tears a deleted namespace down under RTNL in
+/// the background, for seconds with thousands of devices; a measurement
+/// started meanwhile waits for it on every request. CPU idleness cannot tell
+/// on a machine others use. False if it never went free.
+pub fn wait_rtnl_free(probe_ns: &str, max_wait: Duration) -> bool {
+    use netlink_packet_route::RouteNetlinkMessage as R;
+    use netlink_packet_route::link::{LinkFlags, LinkMessage};
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = std::fs::File::open(format!("/run/netns/{probe_ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let mut sock = dagw::netlink::socket::RequestSocket::open().unwrap();
+            let deadline = Instant::now() + max_wait;
+            let mut fast = 0;
+            while Instant::now() < deadline {
+                let mut m = LinkMessage::default();
+                m.header.index = 1; // lo
+                m.header.change_mask = LinkFlags::Up;
+                m.header.flags = LinkFlags::Up;
+                let t = Instant::now();
+                let _ = sock.request(R::SetLink(m), 0, &|| "probe".into());
+                if t.elapsed() < Duration::from_millis(1) {
+                    fast += 1;
+                    if fast >= 20 {
+                        return true;
+                    }
+                } else {
+                    fast = 0;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+        .join()
+        .unwrap()
+    })
 }
