@@ -122,6 +122,7 @@ fn client_socket(cli: &Option<PathBuf>) -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    dagw::sys::single_malloc_arena();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { config } => check(&config),

@@ -15,3 +15,17 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// One malloc arena for the whole process (glibc; a no-op elsewhere). The
+/// executor, the bulk worker and the /proc writers run on threads of their
+/// own; each would get an arena of its own, and the memory a burst leaves
+/// in it stays there. dagw's threads hardly contend for the allocator.
+pub fn single_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt takes two plain integers and only sets an allocator
+    // parameter; called first thing in main, before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
