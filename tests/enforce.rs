@@ -296,6 +296,10 @@ fn start_up_of_many_gateways_corrects_nothing() {
         "not all gateways up"
     );
     assert!(!d.log().contains("apply-failed"), "log:\n{}", d.log());
+    // its 2000 devices go before the tests beside and after it build theirs
+    drop(d);
+    drop(ns);
+    common::wait_kernel_settled();
 }
 
 /// A gateway with no up-delay on a serving SVI may serve at once: once up,
