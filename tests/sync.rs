@@ -424,7 +424,11 @@ fn dynamic_hold_until_counts_match() {
     );
 
     // The monitor: holding for the sync (after the peer was heard), the bulk
-    // complete, and only then up; no sync-incomplete.
+    // complete, and only then up; no sync-incomplete. Its line of the "up"
+    // may reach the tap a moment after the status that showed it.
+    mon.wait_json("gateway-state up on B", |v| {
+        v["id"] == "gateway-state" && v["object"] == "vlanif10" && v["state"] == "up"
+    });
     let lines = mon.json_lines();
     let pos = |pred: &dyn Fn(&Value) -> bool| lines.iter().position(pred);
     let bulk = pos(&|v| v["id"] == "sync-session" && v["state"] == "bulk-complete")
