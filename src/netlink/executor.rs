@@ -196,6 +196,7 @@ async fn request(
     flags: u16,
     what: impl FnOnce() -> String,
 ) -> Result<Vec<R>, NetlinkError> {
+    let _shared = TURNS.read().await;
     let mut nl = NetlinkMessage::from(msg);
     nl.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     let mut answers = handle
@@ -323,16 +324,16 @@ async fn apply(handle: &mut Handle, action: &Action) -> Result<Outcome, NetlinkE
     Ok(outcome)
 }
 
-/// /proc writes may wait for RTNL: on a blocking thread, never on the
-/// loop. One at a time: the IPv6 ones retry the syscall while RTNL is taken
-/// (`rtnl_trylock`), so writers side by side only spin against the
-/// executor's own requests.
+/// The executor's requests and its /proc writes take turns. The IPv6
+/// sysctls that need RTNL take it with `rtnl_trylock` and retry the syscall
+/// while it is held: beside 128 requests in flight, a writer would spin on a
+/// core for as long as they last. A write waits for the requests in flight
+/// (new ones wait behind it), then runs alone.
+static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// /proc writes on a blocking thread, never on the loop.
 async fn sysctls(device: String) -> Result<u32, NetlinkError> {
-    static ONE_WRITER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let _turn = ONE_WRITER
-        .acquire()
-        .await
-        .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?;
+    let _alone = TURNS.write().await;
     tokio::task::spawn_blocking(move || write_sysctls(&device))
         .await
         .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?
