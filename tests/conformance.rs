@@ -64,28 +64,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dagw::config::{self, LoadContext};
 use dagw::core::mac::Mac;
 use dagw::core::neigh::{Held, Host, HostEffects, HostEvent, NeighAction, SyncNews};
 use serde_json::{Value, json};
 
-fn scenarios(prefix: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let mut v: Vec<PathBuf> = fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(prefix))
-        })
-        .collect();
-    v.sort();
-    v
-}
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::scenarios;
 
 fn mac(s: &str) -> Mac {
     s.parse().unwrap_or_else(|e| panic!("MAC {s}: {e:?}"))

@@ -46,7 +46,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dagw::config::{self, Config, LoadContext};
@@ -59,21 +59,9 @@ use dagw::core::node::{Effect, Event, KernelReport, Node, Start};
 use dagw::sync::{Inbound, Outbound};
 use serde_json::{Value, json};
 
-fn scenarios() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let mut v: Vec<PathBuf> = fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("node-"))
-        })
-        .collect();
-    v.sort();
-    v
-}
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::scenarios;
 
 fn parse_config(dir: &Path, file: &str) -> Config {
     let text = fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -555,7 +543,7 @@ fn replay(dir: &Path) -> (Vec<Value>, Value) {
 
 #[test]
 fn node_scenarios_replay_exactly() {
-    let all = scenarios();
+    let all = scenarios("node-");
     let bless = std::env::var_os("DAGW_BLESS").is_some();
     let mut failed = Vec::new();
     for dir in &all {
