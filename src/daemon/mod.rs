@@ -180,7 +180,6 @@ impl Daemon {
     }
 
     fn on_report(&mut self, report: Report<Purpose>, now: Instant) {
-        self.south.reported();
         let event = match report {
             Report::Actions {
                 purpose,
@@ -334,7 +333,7 @@ impl Daemon {
     async fn finish_in_flight(&mut self) {
         self.feed(Event::Stop, Instant::now());
         let give_up = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while self.south.in_flight > 0 {
+        while self.node.in_flight() > 0 {
             tokio::select! {
                 Some(r) = self.reports.recv() => self.on_report(r, Instant::now()),
                 _ = tokio::time::sleep_until(give_up) => break,

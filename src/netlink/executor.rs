@@ -64,8 +64,6 @@ pub enum Report<P> {
 /// The daemon's side: hand work to the executor task.
 pub struct Southbound<P> {
     jobs: mpsc::UnboundedSender<(P, Work)>,
-    /// Jobs handed over whose report has not been taken yet.
-    pub in_flight: usize,
 }
 
 impl<P: Send + 'static> Southbound<P> {
@@ -112,24 +110,12 @@ impl<P: Send + 'static> Southbound<P> {
             .recv()
             .map_err(|e| NetlinkError::Socket(io::Error::other(e.to_string())))?
             .map_err(NetlinkError::Socket)?;
-        Ok((
-            Southbound {
-                jobs: jobs_tx,
-                in_flight: 0,
-            },
-            reports_rx,
-        ))
+        Ok((Southbound { jobs: jobs_tx }, reports_rx))
     }
 
+    /// The node counts what it handed out (`Node::in_flight`).
     pub fn submit(&mut self, purpose: P, work: Work) {
-        if self.jobs.send((purpose, work)).is_ok() {
-            self.in_flight += 1;
-        }
-    }
-
-    /// A report was taken.
-    pub fn reported(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        let _ = self.jobs.send((purpose, work));
     }
 }
 
