@@ -215,20 +215,36 @@ fn start_agent(ns: &str, n: usize) -> Agent {
     }
 }
 
-fn ctx_switches(pid: u32) -> u64 {
-    // all threads of the process
-    let mut total = 0;
+/// Voluntary context switches of each thread of the process, by thread id.
+fn ctx_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in rd.flatten() {
             let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
             for l in s.lines() {
                 if let Some(v) = l.strip_prefix("voluntary_ctxt_switches:") {
-                    total += v.trim().parse::<u64>().unwrap_or(0);
+                    out.insert(
+                        t.file_name().to_string_lossy().into_owned(),
+                        v.trim().parse::<u64>().unwrap_or(0),
+                    );
                 }
             }
         }
     }
-    total
+    out
+}
+
+/// Wake-ups between two readings: per thread alive at the second (a thread
+/// that exited in between, an idle worker of a pool, is not counted; one
+/// born in between counts from zero).
+fn wakeups_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, c)| c.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// After READY the daemon still digests the kernel's events of its own start-up
@@ -262,7 +278,16 @@ enum Family {
 /// daemon, woken by the deletion's event on the other core, may re-add
 /// before this side has read its ack: then the first figure is only the
 /// time to read an event already queued).
-fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duration)> {
+///
+/// With `readd_self` the bench re-adds the address itself as soon as the
+/// deletion is acked (in a namespace without a daemon): the floor of (b), a
+/// reactor that takes no time at all, so the kernel's own cost of the re-add
+/// and of its event.
+fn drift_latency(
+    ns: &str,
+    gateways: &[usize],
+    readd_self: bool,
+) -> Vec<(Family, Duration, Duration)> {
     let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
@@ -318,6 +343,13 @@ fn drift_latency(ns: &str, gateways: &[usize]) -> Vec<(Family, Duration, Duratio
         req.request(R::DelAddress(m), 0, &|| "delete".into())
             .unwrap();
         let t = Instant::now();
+        if readd_self {
+            let len = if family == Family::V4 { 28 } else { 64 };
+            let again =
+                dagw::netlink::messages::addr_msg(ifindex, Addr { ip, len }, family == Family::V6);
+            req.request(R::NewAddress(again), 0, &|| "re-add".into())
+                .unwrap();
+        }
         'wait: loop {
             buf.clear();
             if events.recv(&mut buf, 0).is_err() {
@@ -355,6 +387,30 @@ fn print_latency(label: &str, lat: &mut [Duration]) {
         percentile(lat, 0.5).as_secs_f64() * 1e3,
         percentile(lat, 0.99).as_secs_f64() * 1e3,
         lat.last().unwrap().as_secs_f64() * 1e3
+    );
+}
+
+/// (b)'s figures: all, per family, and from the deletion's request.
+fn report_drift(who: &str, n: usize, lat: &[(Family, Duration, Duration)]) {
+    let mut all: Vec<Duration> = lat.iter().map(|(_, d, _)| *d).collect();
+    print_latency(
+        &format!(
+            "(b) drift correction latency, {who}: one deletion on each of 200 of {n} gateways, ack -> re-add event"
+        ),
+        &mut all,
+    );
+    for (family, label) in [(Family::V4, "IPv4"), (Family::V6, "IPv6")] {
+        let mut d: Vec<Duration> = lat
+            .iter()
+            .filter(|(f, _, _)| *f == family)
+            .map(|(_, d, _)| *d)
+            .collect();
+        print_latency(&format!("    {label} address deleted"), &mut d);
+    }
+    let mut from_request: Vec<Duration> = lat.iter().map(|(_, _, d)| *d).collect();
+    print_latency(
+        "    the same from the deletion request (deletion included)",
+        &mut from_request,
     );
 }
 
@@ -473,29 +529,22 @@ fn main() {
             if n >= 200 {
                 // (b) on this daemon: 200 distinct gateways, spread over all
                 let picks: Vec<usize> = (0..200).map(|k| 1 + k * n / 200).collect();
-                let lat = std::thread::scope(|s| {
-                    s.spawn(|| drift_latency(&ns.0, &picks)).join().unwrap()
-                });
-                let mut all: Vec<Duration> = lat.iter().map(|(_, d, _)| *d).collect();
-                print_latency(
-                    &format!(
-                        "(b) drift correction latency, one deletion on each of 200 of {n} gateways, ack -> re-add event"
+                for (who, where_, readd_self) in [
+                    ("dagw", ns.0.clone(), false),
+                    (
+                        "floor (the bench re-adds at once, no daemon)",
+                        format!("dagwb-floor{n}"),
+                        true,
                     ),
-                    &mut all,
-                );
-                for (family, label) in [(Family::V4, "IPv4"), (Family::V6, "IPv6")] {
-                    let mut d: Vec<Duration> = lat
-                        .iter()
-                        .filter(|(f, _, _)| *f == family)
-                        .map(|(_, d, _)| *d)
-                        .collect();
-                    print_latency(&format!("    {label} address deleted"), &mut d);
+                ] {
+                    settle();
+                    let lat = std::thread::scope(|s| {
+                        s.spawn(|| drift_latency(&where_, &picks, readd_self))
+                            .join()
+                            .unwrap()
+                    });
+                    report_drift(who, n, &lat);
                 }
-                let mut from_request: Vec<Duration> = lat.iter().map(|(_, _, d)| *d).collect();
-                print_latency(
-                    "    the same from the deletion request (deletion included)",
-                    &mut from_request,
-                );
             }
             // (e) idle: let the event backlog settle, then count wake-ups
             std::thread::sleep(Duration::from_secs(2));
@@ -503,8 +552,9 @@ fn main() {
             std::thread::sleep(Duration::from_secs(30));
             let c1 = ctx_switches(pid);
             println!(
-                "(e) idle wake-ups over 30 s with {n} gateways (no watchdog): {}",
-                c1 - c0
+                "(e) idle wake-ups over 30 s with {n} gateways (no watchdog): {} ({} threads)",
+                wakeups_between(&c0, &c1),
+                c1.len()
             );
         }
         drop(agent);

@@ -13,6 +13,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default)]
 pub struct DriftGuard {
     pub corrections: u64,
+    /// Boxed: every one of up to 4094 gateways has a guard, few ever drift.
+    recent: Option<Box<Recent>>,
+}
+
+/// The corrections of the current window and the back-off they earned.
+#[derive(Debug, Clone, Default)]
+struct Recent {
     window_start: Option<Instant>,
     in_window: u32,
     backoff: Duration,
@@ -32,40 +39,40 @@ pub enum Verdict {
 impl DriftGuard {
     /// Ask before correcting drift at `now`.
     pub fn admit(&mut self, now: Instant) -> Verdict {
-        if let Some(t) = self.blocked_until
+        let r = self.recent.get_or_insert_default();
+        if let Some(t) = r.blocked_until
             && now < t
         {
             return Verdict::Wait(t);
         }
-        match self.window_start {
-            Some(s) if now.duration_since(s) < WINDOW => self.in_window += 1,
+        match r.window_start {
+            Some(s) if now.duration_since(s) < WINDOW => r.in_window += 1,
             _ => {
-                self.window_start = Some(now);
-                self.in_window = 1;
-                if self
-                    .blocked_until
+                r.window_start = Some(now);
+                r.in_window = 1;
+                if r.blocked_until
                     .is_some_and(|t| now.duration_since(t) >= WINDOW)
                 {
-                    self.backoff = Duration::ZERO; // calm for a whole window: forgive
+                    r.backoff = Duration::ZERO; // calm for a whole window: forgive
                 }
             }
         }
         self.corrections += 1;
-        if self.in_window > FIGHT_THRESHOLD {
-            self.backoff = if self.backoff.is_zero() {
+        if r.in_window > FIGHT_THRESHOLD {
+            r.backoff = if r.backoff.is_zero() {
                 FIRST_BACKOFF
             } else {
-                (self.backoff * 2).min(MAX_BACKOFF)
+                (r.backoff * 2).min(MAX_BACKOFF)
             };
-            self.blocked_until = Some(now + self.backoff);
-            self.window_start = None;
-            return Verdict::CorrectAndBackOff(self.backoff);
+            r.blocked_until = Some(now + r.backoff);
+            r.window_start = None;
+            return Verdict::CorrectAndBackOff(r.backoff);
         }
         Verdict::Correct
     }
 
     pub fn blocked_until(&self) -> Option<Instant> {
-        self.blocked_until
+        self.recent.as_ref().and_then(|r| r.blocked_until)
     }
 }
 

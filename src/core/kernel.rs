@@ -292,6 +292,11 @@ impl KernelView {
     pub fn compact(&mut self) {
         self.links.shrink_to_fit();
         self.addrs.shrink_to_fit();
+        self.by_name.shrink_to_fit();
+        self.by_owner.shrink_to_fit();
+        self.fdb.shrink_to_fit();
+        self.neighs.shrink_to_fit();
+        self.neigh_counts.shrink_to_fit();
     }
 
     /// Forget everything (before a full re-dump after an overrun).

@@ -39,7 +39,7 @@ use crate::core::mac::Mac;
 pub use super::messages::{
     neigh_probe, own_neigh_install, synced_neigh_install, synced_neigh_remove,
 };
-pub use super::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS, write_sysctls};
+pub use super::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS, sysctls_in_place, write_sysctls};
 
 /// Jobs in flight at once. Enough to keep the kernel busy without waiting
 /// for round trips; few enough that acks never overrun the socket.
@@ -134,6 +134,10 @@ async fn serve<P: Send + 'static>(
             && let Some((purpose, actions)) = waiting.pop_front()
         {
             running.push(run_plan(handle.clone(), purpose, actions));
+        }
+        if waiting.is_empty() && waiting.capacity() > MAX_IN_FLIGHT {
+            // a start-up queued thousands of plans: give the queue's memory back
+            waiting = VecDeque::new();
         }
         tokio::select! {
             job = jobs.recv() => match job {
@@ -319,6 +323,9 @@ static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// /proc writes on a blocking thread, never on the loop.
 async fn sysctls(device: String) -> Result<u32, NetlinkError> {
+    if sysctls_in_place(&device) {
+        return Ok(0);
+    }
     let _alone = TURNS.write().await;
     tokio::task::spawn_blocking(move || write_sysctls(&device))
         .await

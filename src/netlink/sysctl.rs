@@ -6,10 +6,13 @@ use std::io;
 
 use super::NetlinkError;
 
+/// (family, key, value) of per-device sysctls.
+pub type Sysctls = &'static [(&'static str, &'static str, &'static str)];
+
 /// The per-device sysctls a gateway device needs (DESIGN.md §2):
 /// answer ARP only for its own addresses with its own MAC, do not route over
 /// it while it is held (linkdown), and never run DAD on the shared addresses.
-pub const GATEWAY_SYSCTLS: &[(&str, &str, &str)] = &[
+pub const GATEWAY_SYSCTLS: Sysctls = &[
     ("ipv4", "arp_ignore", "1"),
     ("ipv4", "arp_announce", "2"),
     ("ipv4", "ignore_routes_with_linkdown", "1"),
@@ -22,19 +25,40 @@ pub const GATEWAY_SYSCTLS: &[(&str, &str, &str)] = &[
 
 /// On the SVI too, or it answers ARP for the gateway IP with its own MAC, even
 /// while the gateway device is held.
-pub const SVI_SYSCTLS: &[(&str, &str, &str)] =
-    &[("ipv4", "arp_ignore", "1"), ("ipv4", "arp_announce", "2")];
+pub const SVI_SYSCTLS: Sysctls = &[("ipv4", "arp_ignore", "1"), ("ipv4", "arp_announce", "2")];
 
-/// Write `GATEWAY_SYSCTLS` (or `SVI_SYSCTLS` for an `svi:` prefixed device) where they differ;
-/// returns how many had drifted.
-pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
+/// The device and the sysctls it needs (`svi:` prefixed: an SVI); None for
+/// a name that is no device's (it could walk out of /proc/sys).
+fn wanted(device: &str) -> Option<(&str, Sysctls)> {
     let (device, set) = match device.strip_prefix("svi:") {
         Some(d) => (d, SVI_SYSCTLS),
         None => (device, GATEWAY_SYSCTLS),
     };
-    if device.is_empty() || device.contains('/') || device == "." || device == ".." {
+    let walks_out = device.is_empty() || device.contains('/') || device == "." || device == "..";
+    (!walks_out).then_some((device, set))
+}
+
+/// Every sysctl of `device` already as wanted (or not there), by reads
+/// only: reading never waits for RTNL, so the periodic audit of thousands of
+/// devices needs no thread hand-off and no turn of its own.
+pub fn sysctls_in_place(device: &str) -> bool {
+    let Some((device, set)) = wanted(device) else {
+        return true;
+    };
+    set.iter().all(|(family, key, value)| {
+        match fs::read_to_string(format!("/proc/sys/net/{family}/conf/{device}/{key}")) {
+            Ok(cur) => cur.trim() == *value,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    })
+}
+
+/// Write `GATEWAY_SYSCTLS` (or `SVI_SYSCTLS` for an `svi:` prefixed device) where they differ;
+/// returns how many had drifted.
+pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
+    let Some((device, set)) = wanted(device) else {
         return Ok(0);
-    }
+    };
     let mut changed = 0;
     for (family, key, value) in set {
         let path = format!("/proc/sys/net/{family}/conf/{device}/{key}");

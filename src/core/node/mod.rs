@@ -57,8 +57,6 @@ const PLAN_BATCH: usize = 64;
 
 struct GwRuntime {
     cfg: Gateway,
-    /// Its configuration in the canonical form the peers compare.
-    wire: GwConfig,
     /// Its heartbeat entry with the digests made once (every round carries
     /// it; state and counts are filled in per round).
     wire_entry: GwEntry,
@@ -149,7 +147,6 @@ fn policy(cfg: &Config) -> DelayPolicy {
 fn runtime(cfg: Gateway, policy: DelayPolicy) -> GwRuntime {
     GwRuntime {
         machine: GatewayMachine::with_policy(cfg.up_delay, policy),
-        wire: GwConfig::of(&cfg),
         wire_entry: GwConfig::of(&cfg).entry(0, 0, 0),
         cfg,
         drift: DriftGuard::default(),
@@ -303,6 +300,10 @@ impl Node {
     /// Pack the kernel mirror's trees after a burst.
     pub fn compact(&mut self) {
         self.view.compact();
+        // a start-up or a big reload queued every gateway once
+        self.to_plan.shrink_to_fit();
+        self.out.shrink_to_fit();
+        self.member_macs.shrink_to_fit();
     }
 
     pub fn gateway_count(&self) -> usize {
@@ -645,8 +646,7 @@ impl Node {
                     }
                     g.machine.up_delay = c.up_delay;
                     g.machine.policy = p;
-                    g.wire = GwConfig::of(&c);
-                    g.wire_entry = g.wire.entry(0, 0, 0);
+                    g.wire_entry = GwConfig::of(&c).entry(0, 0, 0);
                     g.cfg = c;
                     g.converged = false;
                     g.retry_at = None;

@@ -399,10 +399,11 @@ impl Node {
             return;
         }
         self.compared = Some(inputs);
+        // made here, not kept per gateway: compared only when inputs change
         let local: Vec<(String, GwConfig)> = self
             .gateways
             .iter()
-            .map(|g| (g.cfg.name.to_string(), g.wire.clone()))
+            .map(|g| (g.cfg.name.to_string(), GwConfig::of(&g.cfg)))
             .collect();
         let local_node = consistency::node_policy(&self.cfg);
         let no_exact = Default::default();
