@@ -78,3 +78,33 @@ pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The audit's read-only check against the real kernel: a thread in a
+    /// network namespace of its own (its `lo` stands in for a device).
+    #[test]
+    fn in_place_sees_drift_and_the_write_restores_it() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("SKIPPED: in_place_sees_drift_and_the_write_restores_it needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let arp_ignore = "/proc/sys/net/ipv4/conf/lo/arp_ignore";
+            fs::write(arp_ignore, "0").unwrap();
+            assert!(!sysctls_in_place("lo"), "a drifted sysctl was taken as in place");
+            let changed = write_sysctls("lo").unwrap();
+            assert!(changed >= 1, "nothing written");
+            assert!(sysctls_in_place("lo"), "still drifted after the write");
+            assert_eq!(fs::read_to_string(arp_ignore).unwrap().trim(), "1");
+            assert_eq!(write_sysctls("lo").unwrap(), 0);
+            // a name that would walk out of /proc/sys is never read
+            assert!(sysctls_in_place("../../kernel"));
+        })
+        .join()
+        .unwrap();
+    }
+}
