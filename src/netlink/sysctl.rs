@@ -95,7 +95,10 @@ mod tests {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let arp_ignore = "/proc/sys/net/ipv4/conf/lo/arp_ignore";
             fs::write(arp_ignore, "0").unwrap();
-            assert!(!sysctls_in_place("lo"), "a drifted sysctl was taken as in place");
+            assert!(
+                !sysctls_in_place("lo"),
+                "a drifted sysctl was taken as in place"
+            );
             let changed = write_sysctls("lo").unwrap();
             assert!(changed >= 1, "nothing written");
             assert!(sysctls_in_place("lo"), "still drifted after the write");
