@@ -747,6 +747,12 @@ fn run_size(n: usize, g: usize, b_client: bool) {
         rss_ready_kb as f64 / 1024.0,
         proc_kb(da.pid(), "VmHWM:") as f64 / 1024.0
     );
+    // what B keeps once the burst is over (its freed memory handed back)
+    wait_idle(&[db.pid()], Duration::from_secs(20));
+    println!(
+        "    B's VmRSS once idle after the bulk: {:.1} MB",
+        proc_kb(db.pid(), "VmRSS:") as f64 / 1024.0
+    );
 
     if right >= n {
         wait_idle(&[da.pid(), db.pid()], Duration::from_secs(20));

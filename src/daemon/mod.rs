@@ -76,7 +76,14 @@ pub struct Daemon {
     heartbeat_now: bool,
     sync: Option<SyncIo>,
     sync_rx: Option<mpsc::Receiver<SyncEvent>>,
+    /// Reports of kernel work since memory was last handed back: a burst
+    /// (a bulk sync of 100k entries, a big reload) hands it back as it ends,
+    /// not at the next audit.
+    reports_since_settle: usize,
 }
+
+/// Reports that make a burst worth a `malloc_trim` when it ends.
+const BURST_REPORTS: usize = 64;
 
 fn kernel_error(e: NetlinkError) -> KernelError {
     KernelError {
@@ -104,6 +111,7 @@ impl Daemon {
             heartbeat_now: false,
             sync: None,
             sync_rx: None,
+            reports_since_settle: 0,
         })
     }
 
@@ -196,6 +204,13 @@ impl Daemon {
             Report::Dumped(d) => Event::Dumped(d.map_err(kernel_error)),
         };
         self.feed(event, now);
+        self.reports_since_settle += 1;
+        if self.reports_since_settle >= BURST_REPORTS
+            && self.node.in_flight() == 0
+            && !self.node.has_more()
+        {
+            self.settle_memory();
+        }
     }
 
     fn on_sync_event(&mut self, ev: SyncEvent, now: Instant) {
@@ -305,6 +320,7 @@ impl Daemon {
     /// Hand memory freed by bursts (start-up, a bulk sync, a reload) back to
     /// the system.
     fn settle_memory(&mut self) {
+        self.reports_since_settle = 0;
         self.node.compact();
         crate::sys::release_free_memory();
     }
