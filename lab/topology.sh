@@ -76,6 +76,19 @@ server_up() {
         ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$leg.disable_ipv6=1"
         ip -n "$ns" link set dev "$leg" arp off
     done
+    # A bond keeps its carrier while it has a slave; this bridge would lose it
+    # between a failover's detach of the old leg and attach of the new one,
+    # and the kernel flushes the server's ARP/ND entries on carrier loss (the
+    # first resolution after the failover then waits for a 1 s retransmit).
+    # A port that leads nowhere holds the carrier (no dummy driver in the lab
+    # kernel: a veth pair with both ends up here, no ARP, no IPv6).
+    local hold
+    ip -n "$ns" link add "${SRV_BOND}hold" type veth peer name "${SRV_BOND}holdp"
+    for hold in "${SRV_BOND}hold" "${SRV_BOND}holdp"; do
+        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$hold.disable_ipv6=1"
+        ip -n "$ns" link set dev "$hold" arp off up
+    done
+    ip -n "$ns" link set dev "${SRV_BOND}hold" master "$SRV_BOND"
     # Active leg eth1 (sw1); eth2 (sw2) is the backup: up, but not enslaved.
     ip -n "$ns" link set eth1 master "$SRV_BOND"
     ip -n "$ns" link set eth1 up
