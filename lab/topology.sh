@@ -16,7 +16,8 @@
 # whenever its carrier returns, so "state disabled" on an enslaved backup leg
 # would not hold through a member flap and would close the loop
 # srv bond0 - sw1 br10 - peerlink - sw2 br10. lab/server-failover.sh moves
-# the active leg (like miimon). Server: 192.0.2.10/24, 2001:db8:10::10/64,
+# the active leg (like miimon); a port that leads nowhere (bond0hold) keeps
+# the bridge's carrier while it does. Server: 192.0.2.10/24, 2001:db8:10::10/64,
 # default routes via the gateway 192.0.2.1 / 2001:db8:10::1 (which dagw owns).
 #
 # dagw creates the gateways (macvlans on br10/br5010) itself; this script only
