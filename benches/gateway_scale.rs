@@ -37,7 +37,7 @@ use common::{
 };
 use dagw::core::kernel::{Addr, KernelEvent, OWNER_ALIAS_PREFIX};
 use dagw::netlink::socket::{RequestSocket, split};
-use dagw::netlink::sysctl::{GATEWAY_SYSCTLS, SVI_SYSCTLS};
+use dagw::netlink::sysctl::{self, GATEWAY_SYSCTLS, SVI_SYSCTLS};
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage as R;
@@ -147,11 +147,7 @@ fn sysctl_writes(ns: &str, n: usize) -> Duration {
                     (format!("br{i}"), SVI_SYSCTLS),
                 ] {
                     for (family, key, value) in set {
-                        std::fs::write(
-                            format!("/proc/sys/net/{family}/conf/{device}/{key}"),
-                            value,
-                        )
-                        .unwrap();
+                        std::fs::write(sysctl::path(family, &device, key), value).unwrap();
                     }
                 }
             }

@@ -38,6 +38,11 @@ fn wanted(device: &str) -> Option<(&str, Sysctls)> {
     (!walks_out).then_some((device, set))
 }
 
+/// Where the kernel shows one per-device sysctl.
+pub fn path(family: &str, device: &str, key: &str) -> String {
+    format!("/proc/sys/net/{family}/conf/{device}/{key}")
+}
+
 /// Every sysctl of `device` already as wanted (or not there), by reads
 /// only: reading never waits for RTNL, so the periodic audit of thousands of
 /// devices needs no thread hand-off and no turn of its own.
@@ -45,12 +50,12 @@ pub fn sysctls_in_place(device: &str) -> bool {
     let Some((device, set)) = wanted(device) else {
         return true;
     };
-    set.iter().all(|(family, key, value)| {
-        match fs::read_to_string(format!("/proc/sys/net/{family}/conf/{device}/{key}")) {
+    set.iter().all(
+        |(family, key, value)| match fs::read_to_string(path(family, device, key)) {
             Ok(cur) => cur.trim() == *value,
             Err(e) => e.kind() == io::ErrorKind::NotFound,
-        }
-    })
+        },
+    )
 }
 
 /// Write `GATEWAY_SYSCTLS` (or `SVI_SYSCTLS` for an `svi:` prefixed device) where they differ;
@@ -61,7 +66,7 @@ pub fn write_sysctls(device: &str) -> Result<u32, NetlinkError> {
     };
     let mut changed = 0;
     for (family, key, value) in set {
-        let path = format!("/proc/sys/net/{family}/conf/{device}/{key}");
+        let path = path(family, device, key);
         match fs::read_to_string(&path) {
             Ok(cur) if cur.trim() == *value => {}
             Ok(_) => {
